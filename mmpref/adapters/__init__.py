@@ -1,0 +1,1 @@
+"""Modality adapters: turn a batch into per-sample log-likelihood estimates for policy and reference."""

@@ -1,0 +1,1 @@
+"""Training methods: each registers a runner and the config dataclass it reads."""

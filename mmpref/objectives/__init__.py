@@ -1,0 +1,1 @@
+"""Preference objectives shared by every modality; each file registers one loss family."""

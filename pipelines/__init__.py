@@ -1,0 +1,1 @@
+"""Data pipelines (sample -> score -> pair -> filter -> write), installed as mmpref.pipelines."""
