@@ -1,1 +1,2 @@
 """Training methods: each registers a runner and the config dataclass it reads."""
+from mmpref.methods import bandit  # noqa: F401

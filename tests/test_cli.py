@@ -1,0 +1,115 @@
+"""The CLI: helpful commands, dry runs of every bundled config, and user errors as exit 2 without traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmpref.cli import main
+from mmpref.config.loader import bundled_configs
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("name", sorted(bundled_configs()))
+def test_every_bundled_config_passes_dry_run(capsys, name):
+    kind = "method" if "method" in yaml.safe_load(bundled_configs()[name].read_text()) else "pipeline"
+    command = "train" if kind == "method" else "generate"
+    code, out, err = run_cli(capsys, command, name, "--dry-run")
+    assert code == 0, err
+    resolved = yaml.safe_load("\n".join(line for line in out.splitlines() if not line.startswith("#")))
+    assert kind in resolved
+
+
+def test_list_shows_every_registry_and_configs(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    for title in ("Objectives", "Adapters", "Methods", "Reward models", "Pipelines", "Bundled configs"):
+        assert title in out
+    assert "bandit_dpo" in out and "dpo" in out
+
+
+def test_env_reports_versions(capsys):
+    code, out, _ = run_cli(capsys, "env")
+    assert code == 0 and "torch" in out and "optional extras" in out
+
+
+def test_cp_copies_and_refuses_to_overwrite(capsys, tmp_path: Path):
+    code, _, _ = run_cli(capsys, "cp", "bandit_dpo", str(tmp_path))
+    assert code == 0 and (tmp_path / "bandit_dpo.yaml").read_text() == bundled_configs()["bandit_dpo"].read_text()
+    code, _, err = run_cli(capsys, "cp", "bandit_dpo", str(tmp_path))
+    assert code == 2 and "--force" in err
+    code, _, err = run_cli(capsys, "cp", "bandit_dpp", str(tmp_path))
+    assert code == 2 and "Did you mean 'bandit_dpo'" in err
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+BASE = "method: bandit\nobjective: {name: dpo, beta: 0.1}\ntraining: {steps: 2}\n"
+
+
+@pytest.mark.parametrize(
+    "text, overrides, expected",
+    [
+        (None, [], "config file not found"),
+        ("method: bandit\ntraining: {steps: [2\n", [], "YAML syntax error"),
+        (BASE + "trainig: {}\n", [], "trainig: unknown key. Did you mean 'training'?"),
+        (BASE, ["training.steps=many"], "training.steps: expected an integer, got 'many'"),
+        (BASE, ["objective.name=dpoo"], "objective.name: unknown objective 'dpoo'. Did you mean 'dpo'?"),
+        (BASE, ["objective.betta=1"], "objective.betta: unknown key. Did you mean 'beta'?"),
+        ("objective: dpo\n", [], "missing top-level `method:` key"),
+        ("method: bandits\n", [], "unknown method 'bandits'. Did you mean 'bandit'?"),
+        (BASE, ["training.lr"], "expected KEY.PATH=VALUE"),
+    ],
+)
+def test_user_errors_exit_2_with_one_clear_line(capsys, tmp_path, text, overrides, expected):
+    path = str(tmp_path / "missing.yaml") if text is None else write(tmp_path, text)
+    code, out, err = run_cli(capsys, "train", path, *overrides, "--dry-run")
+    assert code == 2
+    assert expected in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 2
+
+
+def test_overrides_change_resolved_config(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "train", write(tmp_path, BASE), "training.steps=7", "objective.beta=0.25", "--dry-run")
+    assert code == 0
+    resolved = yaml.safe_load("\n".join(line for line in out.splitlines() if not line.startswith("#")))
+    assert resolved["training"]["steps"] == 7 and resolved["objective"]["beta"] == 0.25
+    assert resolved["world"]["prompts"] == 64, "defaults are filled in"
+
+
+def test_not_available_commands_say_so(capsys):
+    code, _, err = run_cli(capsys, "eval")
+    assert code == 2 and "not available" in err
+
+
+def test_console_script_exit_status_without_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmpref", "train", str(tmp_path / "nope.yaml")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "config file not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bandit_training_moves_true_reward(capsys):
+    code, out, err = run_cli(capsys, "train", "bandit_dpo", "training.steps=150")
+    assert code == 0, err
+    from mmpref.config import load_config
+    from mmpref.methods.bandit import train_bandit
+
+    result = train_bandit(load_config("bandit_dpo", ["training.steps=150"]).config, progress=False)
+    assert result["policy_reward"] > result["reference_reward"] + 0.2
+    assert result["first_loss"] == pytest.approx(0.6931, abs=1e-3)
