@@ -1,0 +1,27 @@
+"""The README's component table stays true: every registered component is listed in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mmpref.registry import ALL_REGISTRIES
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_every_registered_component_is_in_the_readme_table():
+    text = README.read_text()
+    table = text[text.index("<!-- components-table") :]
+    missing = [
+        f"{kind}:{entry.name}"
+        for kind, registry in ALL_REGISTRIES.items()
+        for entry in registry.entries()
+        if f"`{entry.name}`" not in table
+    ]
+    assert not missing, f"add these to the README table: {missing}"
+
+
+def test_readme_test_command_is_what_ci_runs():
+    ci = (README.parent / ".ci" / "run").read_text()
+    command = next(line for line in ci.splitlines() if line.startswith("python3 -m venv"))
+    assert command in README.read_text()
