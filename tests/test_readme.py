@@ -25,3 +25,13 @@ def test_readme_test_command_is_what_ci_runs():
     ci = (README.parent / ".ci" / "run").read_text()
     command = next(line for line in ci.splitlines() if line.startswith("python3 -m venv"))
     assert command in README.read_text()
+
+
+def test_readme_python_example_runs():
+    import re
+
+    code = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert code, "the README shows objectives from Python"
+    namespace: dict = {}
+    exec(compile(code[0], "README.md", "exec"), namespace)
+    assert namespace["out"].losses.shape == (2,)
