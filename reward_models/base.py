@@ -25,6 +25,11 @@ class ScorerParams:
 
     batch_size: int = 16
 
+    def check(self) -> None:
+        """Called by the config validator and build_scorer: reject values no scorer can use."""
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+
 
 def expand_prompts(prompts: str | Sequence[str] | None, n: int, *, required: bool, name: str) -> list[str]:
     """One prompt per sample: a single string is broadcast, a sequence must match the sample count."""

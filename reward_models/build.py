@@ -38,6 +38,12 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 def _coerce(value: Any, annotation: Any, *, field: str, scorer: str) -> Any:
     """Convert CLI strings to the field's simple type; reject values of the wrong type."""
     origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        allowed = typing.get_args(annotation)
+        if value in allowed:
+            return value
+        raise UserError(f"parameter '{field}' of reward model '{scorer}' must be one of "
+                        f"{', '.join(map(repr, allowed))}, got {value!r}.{did_you_mean(str(value), map(str, allowed))}")
     if annotation is bool:
         if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
             return value.lower() in ("1", "true", "yes", "on")
@@ -81,7 +87,14 @@ def make_params(name: str, params_cls: type | None, values: Mapping[str, Any]) -
             raise UserError(f"reward model '{name}' has no parameter '{key}'.{did_you_mean(key, fields)} "
                             f"Its parameters: {', '.join(sorted(fields))}.")
     converted = {key: _coerce(value, hints[key], field=key, scorer=name) for key, value in values.items()}
-    return params_cls(**converted)
+    params = params_cls(**converted)
+    check = getattr(params, "check", None)
+    if callable(check):
+        try:
+            check()
+        except ValueError as err:
+            raise UserError(f"reward model '{name}': {err}") from None
+    return params
 
 
 def parse_spec(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -97,11 +110,21 @@ def parse_spec(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     raise UserError(f"a reward model is a name or a mapping with 'name'; got {type(spec).__name__}.")
 
 
-def build_scorer(spec: str | Mapping[str, Any] | Scorer, device: str | torch.device = "cpu",
+def build_scorer(spec: str | Mapping[str, Any] | Scorer | Any, device: str | torch.device = "cpu",
                  dtype: str | torch.dtype = torch.float32, **overrides: Any) -> Scorer:
-    """The scorer that `spec` names, loaded on `device` in `dtype`; `overrides` update its params."""
+    """The scorer that `spec` names, loaded on `device` in `dtype`; `overrides` update its params.
+
+    `spec` is a registered name, a mapping `{name: ..., **params}`, a validated config `Component`
+    (reward_models registry) or an already built Scorer (returned as is).
+    """
     if isinstance(spec, Scorer):
         return spec
+    if hasattr(spec, "registry") and hasattr(spec, "params") and hasattr(spec, "name"):  # a validated config Component
+        entry = REWARD_MODELS.get(spec.name)
+        params = spec.params
+        if overrides:
+            params = make_params(spec.name, entry.params, {**dataclasses.asdict(params), **overrides})
+        return entry.obj(params, device=device, dtype=resolve_dtype(dtype))
     name, values = parse_spec(spec)
     values.update(overrides)
     entry = REWARD_MODELS.get(name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -19,7 +19,7 @@ from .weights import resolve_file
 @dataclass
 class ClipScoreParams(ScorerParams):
     weights: str = "openai/clip-vit-large-patch14"  # transformers dir / Hub id, or an open_clip checkpoint file
-    backend: str = "transformers"  # "transformers" or "open_clip"
+    backend: Literal["transformers", "open_clip"] = "transformers"
     processor: str = ""  # transformers backend: '' = same place as the weights
     arch: str = "ViT-L-14"  # open_clip backend: built-in architecture name
     model_config: str = ""  # open_clip backend: model config JSON instead of `arch`

@@ -9,7 +9,7 @@ higher-is-better.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -22,8 +22,18 @@ from .base import Scorer, ScorerParams
 @dataclass
 class CompositeParams(ScorerParams):
     members: list[dict] = field(default_factory=list)  # [{name: pickscore, weight: 1.0, mean: 21.0, std: 1.0, ...}]
-    standardize: str = "running"  # "running" (statistics of scores seen so far), "fixed" (mean/std given), "none"
+    standardize: Literal["running", "fixed", "none"] = "running"  # running stats, fixed mean/std, or raw scores
     eps: float = 1e-6
+
+    def check(self) -> None:
+        super().check()
+        if not self.members:
+            raise ValueError("composite needs at least one entry under `members` ({name: ..., weight: ...})")
+        for member in self.members:
+            if not isinstance(member, dict) or "name" not in member:
+                raise ValueError(f"each composite member is a mapping with a `name` key, got {member!r}")
+            if self.standardize == "fixed" and ("mean" not in member or "std" not in member):
+                raise ValueError(f"member '{member['name']}' needs `mean` and `std` with standardize: fixed")
 
 
 class RunningStats:

@@ -10,7 +10,7 @@ import math
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -34,7 +34,14 @@ class DetectorParams(ScorerParams):
     weights: str = ""
     threshold: float = 0.1  # minimum phrase confidence for a box to count
     nms_iou: float = 0.5  # per-phrase non-maximum suppression IoU (1.0 keeps every box)
-    mode: str = "count"  # "count": numbers in the prompt must match; "presence": each object seen at least once
+    mode: Literal["count", "presence"] = "count"  # count: numbers must match; presence: each object seen once
+
+    def check(self) -> None:
+        super().check()
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if not 0.0 < self.nms_iou <= 1.0:
+            raise ValueError(f"nms_iou must be in (0, 1], got {self.nms_iou}")
 
 
 def object_agreement(detections: Sequence[Detection], objects: Sequence[ObjectPhrase], *,

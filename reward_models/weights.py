@@ -20,6 +20,13 @@ T = TypeVar("T")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+def reason(err: BaseException) -> str:
+    """The first sentence of an exception message, short enough for a one-line error."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    first = text.split(". ")[0].rstrip(".")
+    return first if len(first) <= 200 else first[:197] + "..."
+
+
 def looks_like_hub_id(spec: str) -> bool:
     """'org/name' with no local meaning: a Hub repository id."""
     return bool(_HUB_ID.match(spec)) and not os.path.exists(spec)
@@ -38,10 +45,9 @@ def hub_file(repo_id: str, filename: str, *, scorer: str, key: str = "weights") 
     try:
         return hf_hub_download(repo_id=repo_id, filename=filename)
     except Exception as err:  # offline, missing repo/file, HTTP errors: all fixed the same way
-        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         url = f"https://huggingface.co/{repo_id}/resolve/main/{filename}"
         raise UserError(
-            f"{scorer}: could not get '{filename}' from the Hugging Face Hub repo '{repo_id}' ({reason}). "
+            f"{scorer}: could not get '{filename}' from the Hugging Face Hub repo '{repo_id}' ({reason(err)}). "
             f"Download {url} on a machine with internet and {where_to_put(scorer, key, '/path/to/' + filename)}"
         ) from err
 
@@ -82,9 +88,8 @@ def load_state_dict(path: str, *, scorer: str) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise UserError(f"{scorer}: cannot read '{path}' as tensors only (weights_only=True refuses pickled "
-                        f"code; the file may also be corrupt or truncated): {first}") from err
+                        f"code; the file may also be corrupt or truncated): {reason(err)}") from err
     if not isinstance(obj, dict):
         raise UserError(f"{scorer}: '{path}' holds a {type(obj).__name__}, not a state dict.")
     return obj
@@ -97,17 +102,23 @@ def from_pretrained(load: Callable[..., T], spec: str, *, scorer: str, files: st
     if not os.path.isdir(spec) and not looks_like_hub_id(spec):
         raise UserError(f"{scorer}: '{spec}' is neither a local directory nor a Hub id; "
                         f"{where_to_put(scorer, key, '/path/to/dir')}")
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # one "Loading weights" bar per component is noise in a CLI run
     try:
         return load(spec, **kwargs)
     except (OSError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         if os.path.isdir(spec):
-            raise UserError(f"{scorer}: cannot load '{spec}' ({reason}); the directory needs {files}.") from err
+            raise UserError(f"{scorer}: cannot load '{spec}' ({reason(err)}); the directory needs {files}.") from err
         raise UserError(
-            f"{scorer}: could not load '{spec}' from the Hugging Face Hub ({reason}). On a machine with internet "
+            f"{scorer}: could not load '{spec}' from the Hugging Face Hub ({reason(err)}). On a machine with internet "
             f"run `hf download {spec} --local-dir DIR` (it needs {files}), copy DIR here and "
             f"{where_to_put(scorer, key, 'DIR')}"
         ) from err
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def url_file(url: str, filename: str, *, scorer: str, key: str = "weights") -> str:
@@ -130,7 +141,7 @@ def url_file(url: str, filename: str, *, scorer: str, key: str = "weights") -> s
         partial.replace(target)
     except OSError as err:
         partial.unlink(missing_ok=True)
-        raise UserError(f"{scorer}: could not download '{filename}' ({err}). {hint}") from err
+        raise UserError(f"{scorer}: could not download '{filename}' ({reason(err)}). {hint}") from err
     return str(target)
 
 
