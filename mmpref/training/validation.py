@@ -1,0 +1,45 @@
+"""Validation grids: fixed prompts × fixed seeds, saved as PNG in the run folder and sent to trackers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+def make_grid(images: Sequence[Image.Image], rows: int, cols: int) -> Image.Image:
+    """Paste `rows × cols` images (row-major) into one image."""
+    w, h = images[0].size
+    grid = Image.new("RGB", (cols * w, rows * h))
+    for i, image in enumerate(images):
+        grid.paste(image.convert("RGB"), ((i % cols) * w, (i // cols) * h))
+    return grid
+
+
+def log_grid(accelerator: Any, grid: Image.Image, step: int, tag: str = "validation") -> None:
+    """Send the grid to every active tracker that takes images."""
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            tracker.log_images({tag: np.asarray(grid)[None]}, step=step, dataformats="NHWC")
+        elif tracker.name == "wandb":
+            tracker.log_images({tag: [grid]}, step=step)
+
+
+def run_validation(adapter: Any, settings: Any, accelerator: Any, folder: Path, step: int) -> Path | None:
+    """Sample the grid on the main process (others wait); return the PNG path there."""
+    path = None
+    if accelerator.is_main_process:
+        images = adapter.sample(
+            settings.prompts, settings.seeds, steps=settings.steps, guidance_scale=settings.guidance_scale,
+            resolution=settings.resolution,
+        )
+        grid = make_grid(images, rows=len(settings.prompts), cols=len(settings.seeds))
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"step-{step:06d}.png"
+        grid.save(path)
+        log_grid(accelerator, grid, step)
+    accelerator.wait_for_everyone()
+    return path
