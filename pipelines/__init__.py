@@ -1,1 +1,2 @@
 """Data pipelines (sample -> score -> pair -> filter -> write), installed as mmpref.pipelines."""
+from mmpref.pipelines import text_to_image  # noqa: F401

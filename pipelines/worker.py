@@ -1,0 +1,161 @@
+"""One shard, end to end: sample -> score -> pair -> filter -> write, with every failure recorded.
+
+Requests go to the sampler in batches across prompts (prompt-major order, so batch composition is a
+function of the shard alone and a re-run reproduces it bit for bit); each batch is scored in one
+scorer call; a prompt is paired as soon as all its samples are in, and only the chosen and rejected
+samples are encoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmpref.pipelines.filters import FILTERS, FiltersConfig, filter_pairs
+from mmpref.pipelines.pairing import PairingConfig, form_pairs
+from mmpref.pipelines.prompts import Prompt, PromptTransform
+from mmpref.pipelines.sampling import Sampler, SampleRequest
+from mmpref.pipelines.scoring import score_samples, scorer_label
+from mmpref.pipelines.seeds import derive_seed
+from mmpref.pipelines.writer import ENCODERS, sample_hash
+
+from mmpref.errors import UserError
+
+
+@dataclass
+class _Entry:
+    """One sample of a prompt while the shard is in flight."""
+
+    request: SampleRequest
+    sample: Any = None
+    score: float | None = None
+    hash: str = ""
+    error: str | None = None
+    stage: str | None = None  # transform, sample or score, when it failed
+
+    def record(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"prompt_index": self.request.prompt_index, "sample_index": self.request.sample_index,
+                               "seed": self.request.seed, "score": self.score}
+        if self.request.condition != self.request.prompt:
+            out["condition"] = self.request.condition
+        if self.error is not None:
+            out.update(stage=self.stage, reason=self.error)
+        return out
+
+
+@dataclass
+class ShardResult:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    candidates: int = 0
+    dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FILTERS, 0))
+
+
+class ShardWorker:
+    """Holds the loaded sampler and scorer and turns a list of prompts into pair rows."""
+
+    def __init__(self, sampler: Sampler, scorer: Any, *, samples_per_prompt: int, seed: int, batch_size: int,
+                 pairing: PairingConfig, filters: FiltersConfig, transform: PromptTransform | None = None) -> None:
+        self.sampler = sampler
+        self.scorer = scorer
+        self.samples_per_prompt = samples_per_prompt
+        self.seed = seed
+        self.batch_size = batch_size
+        self.pairing = pairing
+        self.filters = filters
+        self.transform = transform
+        self.encode = ENCODERS[sampler.modality]
+        self.scorer_name = scorer_label(scorer)
+
+    def _entries(self, prompt: Prompt) -> list[_Entry]:
+        entries = []
+        for s in range(self.samples_per_prompt):
+            seed = derive_seed(self.seed, prompt.index, s)
+            condition, error = prompt.text, None
+            if self.transform is not None:
+                try:
+                    condition = str(self.transform(prompt.text, prompt.index, s, seed))
+                except Exception as err:  # noqa: BLE001 - recorded per sample
+                    error = f"prompt transform error: {type(err).__name__}: {err}"
+            entry = _Entry(SampleRequest(prompt.index, s, seed, prompt.text, condition))
+            if error:
+                entry.error, entry.stage = error, "transform"
+            entries.append(entry)
+        return entries
+
+    def run(self, prompts: Sequence[Prompt], on_prompt_done: Callable[[int], None] | None = None) -> ShardResult:
+        """Pair rows and per-sample records for `prompts`; raises if not one sample succeeded."""
+        groups = [self._entries(p) for p in prompts]
+        todo = [(g, e) for g, entries in enumerate(groups) for e in entries if e.error is None]
+        remaining = [sum(e.error is None for e in entries) for entries in groups]
+        result = ShardResult()
+        next_group = 0
+        for start in range(0, len(todo), self.batch_size):
+            batch = todo[start:start + self.batch_size]
+            self._sample_and_score([e for _, e in batch])
+            for g, _ in batch:
+                remaining[g] -= 1
+            while next_group < len(groups) and remaining[next_group] == 0:
+                self._pair(prompts[next_group], groups[next_group], result)
+                groups[next_group] = []  # free the samples
+                next_group += 1
+                if on_prompt_done:
+                    on_prompt_done(1)
+        while next_group < len(groups):  # prompts whose every sample failed before sampling
+            self._pair(prompts[next_group], groups[next_group], result)
+            next_group += 1
+            if on_prompt_done:
+                on_prompt_done(1)
+        if result.samples and all(s.get("reason") for s in result.samples):
+            reasons = sorted({s["reason"] for s in result.samples})
+            raise UserError(f"every sample of prompts {prompts[0].index}..{prompts[-1].index} failed "
+                            f"({len(result.samples)} samples), e.g. {reasons[0]!r}; fix the model, scorer or "
+                            "transform and re-run (complete shards are kept).")
+        return result
+
+    def _sample_and_score(self, entries: list[_Entry]) -> None:
+        results = self.sampler.sample([e.request for e in entries])
+        if len(results) != len(entries):
+            raise RuntimeError(f"sampler returned {len(results)} results for {len(entries)} requests")
+        good = []
+        for entry, res in zip(entries, results):
+            if res.ok:
+                entry.sample, entry.hash = res.sample, sample_hash(res.sample)
+                good.append(entry)
+            else:
+                entry.error, entry.stage = res.error, "sample"
+        scores = score_samples(self.scorer, [e.sample for e in good], [e.request.prompt for e in good])
+        for entry, score in zip(good, scores):
+            if isinstance(score, str):
+                entry.error, entry.stage, entry.sample = score, "score", None
+            else:
+                entry.score = score
+
+    def _pair(self, prompt: Prompt, entries: list[_Entry], result: ShardResult) -> None:
+        result.samples.extend(e.record() for e in entries)
+        scored = [e for e in entries if e.score is not None]
+        scores = [float(e.score) for e in scored]  # type: ignore[arg-type]
+        candidates = form_pairs(scores, self.pairing)
+        kept, dropped = filter_pairs(candidates, scores, [e.hash for e in scored], self.filters)
+        result.candidates += len(candidates)
+        for name, count in dropped.items():
+            result.dropped[name] += count
+        for cand in kept:
+            win, lose = scored[cand.chosen], scored[cand.rejected]
+            result.rows.append({
+                "prompt": prompt.text,
+                "chosen": self.encode(win.sample),
+                "rejected": self.encode(lose.sample),
+                "chosen_score": win.score,
+                "rejected_score": lose.score,
+                "margin": cand.margin,
+                "target": cand.target,
+                "chosen_seed": win.request.seed,
+                "rejected_seed": lose.request.seed,
+                "chosen_sample_index": win.request.sample_index,
+                "rejected_sample_index": lose.request.sample_index,
+                "prompt_index": prompt.index,
+                "scorer": self.scorer_name,
+                "strategy": self.pairing.strategy,
+            })

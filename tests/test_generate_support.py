@@ -1,0 +1,121 @@
+"""Shared pieces of the `mmpref generate` tests (no tests here): tiny models, configs, dataset readers.
+
+Importable by worker and CLI subprocesses too (they get this folder on PYTHONPATH), so the scorer and
+prompt transform registered here exist in every process of a run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from mmpref.registry import REWARD_MODELS
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+POISON = "~"  # the tiny text encoder of `poisoned_model` maps this character to NaN embeddings
+
+
+def _fragile(pixels: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+    """Mean redness; raises on prompts containing 'explode' (a scorer error to be recorded)."""
+    if any("explode" in p for p in prompts):
+        raise ValueError("cannot score an exploding prompt")
+    return pixels[:, 0].mean(dim=(1, 2)) - pixels[:, 1:].mean(dim=(1, 2, 3))
+
+
+if "test_fragile_redness" not in REWARD_MODELS:
+    from mmpref.reward_models import register_procedural
+
+    register_procedural("test_fragile_redness", _fragile, summary="test only: redness, fails on 'explode'",
+                        needs_prompt=True)
+
+
+def shout_odd_samples(prompt: str, prompt_index: int, sample_index: int, seed: int) -> str:
+    """A prompt transform for tests: odd samples are conditioned on the upper-cased prompt."""
+    return prompt.upper() if sample_index % 2 else prompt
+
+
+def build_model(directory: Path) -> Path:
+    """The tiny SD 1.x pipeline (32x32 images, random weights) written in diffusers' format."""
+    from mmpref.testing.tiny import build_tiny_sd
+
+    return build_tiny_sd(directory)
+
+
+def poison_model(source: Path, directory: Path) -> Path:
+    """A copy of the tiny pipeline whose text encoder embeds POISON as NaN (real NaN latents)."""
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(source)
+    ids = [pipe.tokenizer.convert_tokens_to_ids(t) for t in (POISON, POISON + "</w>")]
+    with torch.no_grad():
+        pipe.text_encoder.get_input_embeddings().weight[ids] = float("nan")
+    pipe.save_pretrained(directory)
+    return directory
+
+
+def config_dict(model: Path, out: Path, prompts: Sequence[str] | None = None, **sections: Any) -> dict[str, Any]:
+    """A small text_to_image_pairs config: 2 steps, 32x32, brightness scorer, threads fixed at 1."""
+    config: dict[str, Any] = {
+        "pipeline": "text_to_image_pairs",
+        "model": {"path": str(model)},
+        "prompts": {"builtin": "objects", "limit": 6},
+        "sampling": {"samples_per_prompt": 3, "steps": 2, "guidance_scale": 3.0, "height": 32, "width": 32, "seed": 7},
+        "scorer": "brightness",
+        "pairing": {"strategy": "best_vs_worst"},
+        "output": {"dir": str(out), "prompts_per_shard": 2, "contact_sheet_pairs": 4},
+        "runtime": {"device": "cpu", "batch_size": 4, "threads": 1, "progress": False},
+    }
+    if prompts is not None:
+        path = out.parent / f"{out.name}_prompts.txt"
+        path.write_text("\n".join(prompts) + "\n")
+        config["prompts"] = {"file": str(path)}
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    return config
+
+
+def write_config(path: Path, config: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate a config dict through the real loader and run the pipeline in this process."""
+    from mmpref.config import load_config
+
+    path = Path(config["output"]["dir"]).parent / f"{Path(config['output']['dir']).name}.yaml"
+    write_config(path, config)
+    run = load_config(str(path), kind="pipeline")
+    return run.entry.obj(run.config)
+
+
+def read_pairs(out: Path) -> Any:
+    """The generated dataset as datasets loads it (rows in shard order)."""
+    import datasets
+
+    files = sorted(str(p) for p in (out / "data").glob("*.parquet"))
+    return datasets.load_dataset("parquet", data_files=files, split="train")
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def cli_command(*args: str) -> list[str]:
+    """`python -m mmpref ARGS` with this module imported first (its scorer and transform registered)."""
+    code = "import test_generate_support, sys; from mmpref.cli import main; sys.exit(main(sys.argv[1:]))"
+    return [sys.executable, "-c", code, *args]
+
