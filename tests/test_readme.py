@@ -9,16 +9,21 @@ from mmpref.registry import ALL_REGISTRIES
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_every_registered_component_is_in_the_readme_table():
+def test_readme_component_table_matches_the_registries():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("update_readme_table", README.parent / "scripts" / "update_readme_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     text = README.read_text()
-    table = text[text.index("<!-- components-table") :]
     missing = [
         f"{kind}:{entry.name}"
         for kind, registry in ALL_REGISTRIES.items()
         for entry in registry.entries()
-        if f"`{entry.name}`" not in table
+        if f"`{entry.name}`" not in text
     ]
-    assert not missing, f"add these to the README table: {missing}"
+    assert not missing, f"run `python scripts/update_readme_table.py`; missing from the README: {missing}"
+    assert module.updated_readme(text) == text, "run `python scripts/update_readme_table.py`"
 
 
 def test_readme_test_command_is_what_ci_runs():
