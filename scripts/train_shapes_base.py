@@ -1,0 +1,385 @@
+#!/usr/bin/env python
+"""Reproduce the shapes world's shipped base model from a seed, on CPU.
+
+    nice -n 10 python scripts/train_shapes_base.py            # train, export, evaluate
+    python scripts/train_shapes_base.py --eval-only           # re-measure the exported model
+
+Stages (each resumes where it stopped; progress goes to WORK/train.log):
+1. render a fixed data set of training-split prompts (form mix 20 % single / 30 % count / 50 % relation);
+2. train the VAE (32x32 RGB <-> 4x16x16) and set its scaling factor to 1 / latent std;
+3. cache the data set's latents;
+4. train the UNet and CLIP text encoder jointly (epsilon loss, 10 % empty captions for guidance, EMA),
+   checkpointing every few hundred steps, so an interrupted run continues from its last checkpoint;
+5. export a StableDiffusionPipeline (EMA weights, DDIM scheduler, safetensors) to --out;
+6. measure ground-truth accuracy on held-out prompts with the fixed sampler (DDIM, 20 steps, CFG 4).
+
+The base is deliberately under-trained: the step count is where its held-out accuracy lands inside
+40-75 %, leaving room for alignment. Run time on 2 shared CPU cores: see RUN_TIME below and
+the exported shapes_world.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmpref.sandbox.shapes import architecture as arch
+from mmpref.sandbox.shapes.grammar import FORMS
+from mmpref.sandbox.shapes.render import render
+from mmpref.sandbox.shapes.split import split_prompts
+
+RUN_TIME = "about 30 minutes on 2 shared CPU cores (see shapes_world.json for the measured figure)"
+FORM_MIX = {"single": 0.2, "count": 0.3, "relation": 0.5}
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "mmpref" / "sandbox" / "assets" / "shapes_base"
+SAMPLER = {"num_inference_steps": 20, "guidance_scale": 4.0}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--work", type=Path, default=Path("outputs/shapes_base_run"), help="data, checkpoints, log"
+    )
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline is exported")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dataset", type=int, default=40000, help="rendered training images")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--vae-steps", type=int, default=1200)
+    p.add_argument("--vae-batch", type=int, default=32)
+    p.add_argument("--unet-steps", type=int, default=4000)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--checkpoint-every", type=int, default=250)
+    p.add_argument("--eval-seeds", type=int, default=2, help="samples per held-out prompt")
+    p.add_argument("--eval-only", action="store_true")
+    return p.parse_args(argv)
+
+
+class Log:
+    """Prints and appends to WORK/train.log, with elapsed time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.start = path, time.time()
+
+    def __call__(self, msg: str) -> None:
+        line = f"[{time.strftime('%H:%M:%S')} +{time.time() - self.start:7.1f}s] {msg}"
+        print(line, flush=True)
+        with self.path.open("a") as f:
+            f.write(line + "\n")
+
+
+def atomic_save(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- stage 1: data
+def make_data(args: argparse.Namespace, log: Log) -> dict[str, np.ndarray]:
+    path = args.work / "data.npz"
+    if path.exists():
+        data = dict(np.load(path))
+        log(f"data: loaded {len(data['images'])} images")
+        return data
+    train = split_prompts(args.seed).train
+    by_form = {f: [i for i, p in enumerate(train) if p.form == f] for f in FORMS}
+    rng = np.random.default_rng(args.seed)
+    forms = rng.choice(list(FORM_MIX), size=args.dataset, p=list(FORM_MIX.values()))
+    prompt_idx = np.array([by_form[f][rng.integers(len(by_form[f]))] for f in forms])
+    images = np.stack(
+        [np.asarray(render(train[i], seed=args.seed * 10**7 + k)) for k, i in enumerate(prompt_idx)]
+    )
+    np.savez(path, images=images, prompt_idx=prompt_idx)
+    log(f"data: rendered {len(images)} images of {len(train)} training prompts")
+    return {"images": images, "prompt_idx": prompt_idx}
+
+
+def to_pixels(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+# ---------------------------------------------------------------- stage 2: VAE
+def train_vae(args: argparse.Namespace, data: dict, log: Log):
+    final = args.work / "vae_final.pt"
+    vae = arch.build_vae()
+    if final.exists():
+        vae.load_state_dict(torch.load(final, weights_only=True)["model"])
+        return vae
+    ckpt_path = args.work / "vae_ckpt.pt"
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    start = 0
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=True)
+        vae.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        gen.set_state(ckpt["gen"])
+        start = ckpt["step"]
+        log(f"vae: resumed at step {start}")
+    images = data["images"]
+    vae.train()
+    for step in range(start, args.vae_steps):
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.vae_steps))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx = torch.randint(len(images), (args.vae_batch,), generator=gen).numpy()
+        x = to_pixels(images[idx])
+        posterior = vae.encode(x).latent_dist
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+        recon = vae.decode(z).sample
+        mse = torch.nn.functional.mse_loss(recon, x)
+        kl = posterior.kl().mean() / z[0].numel()
+        loss = mse + 1e-4 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        if (step + 1) % 50 == 0:
+            log(
+                f"vae step {step + 1}/{args.vae_steps} mse {mse.item():.5f} kl/dim {kl.item():.3f} lr {lr:.2e}"
+            )
+        if (step + 1) % args.checkpoint_every == 0:
+            atomic_save(
+                {
+                    "model": vae.state_dict(),
+                    "opt": opt.state_dict(),
+                    "gen": gen.get_state(),
+                    "step": step + 1,
+                },
+                ckpt_path,
+            )
+    vae.eval()
+    with torch.no_grad():
+        sample = to_pixels(images[:2048])
+        std = float(vae.encode(sample).latent_dist.mean.std())
+    vae.register_to_config(scaling_factor=1.0 / std)
+    log(f"vae: latent std {std:.4f} -> scaling_factor {1.0 / std:.4f}")
+    log(f"vae: ground-truth accuracy on reconstructions of held-out renders {vae_check(vae, args.seed):.3f}")
+    atomic_save({"model": vae.state_dict()}, final)
+    return vae
+
+
+@torch.no_grad()
+def vae_check(vae, seed: int, n: int = 256) -> float:
+    """Share of reconstructed held-out renders the ground truth still accepts (should be ~1)."""
+    from mmpref.sandbox.shapes.truth import truth_correct
+
+    heldout = split_prompts(seed).heldout
+    prompts = [heldout[i % len(heldout)] for i in range(n)]
+    clean = np.stack([np.asarray(render(p, seed=10**9 + i)) for i, p in enumerate(prompts)])
+    recon = vae.decode(vae.encode(to_pixels(clean)).latent_dist.mean).sample
+    pixels = ((recon.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    return float(truth_correct(pixels, prompts).mean())
+
+
+# ---------------------------------------------------------------- stage 3: latents
+@torch.no_grad()
+def cache_latents(args: argparse.Namespace, data: dict, vae, log: Log) -> tuple[torch.Tensor, torch.Tensor]:
+    path = args.work / "latents.pt"
+    if path.exists():
+        cached = torch.load(path, weights_only=True)
+        return cached["mean"].float(), cached["std"].float()
+    vae.eval()
+    means, stds = [], []
+    for i in range(0, len(data["images"]), 256):
+        posterior = vae.encode(to_pixels(data["images"][i : i + 256])).latent_dist
+        means.append(posterior.mean)
+        stds.append(posterior.std)
+    mean, std = torch.cat(means), torch.cat(stds)
+    atomic_save({"mean": mean.half(), "std": std.half()}, path)
+    log(f"latents: cached {tuple(mean.shape)}")
+    return mean, std
+
+
+# ---------------------------------------------------------------- stage 4: UNet + text encoder
+def train_unet(args: argparse.Namespace, data: dict, vae, latents, log: Log):
+    from diffusers import DDPMScheduler
+
+    tokenizer = arch.build_tokenizer(args.work / "tokenizer")
+    unet, text_encoder = arch.build_unet(), arch.build_text_encoder(tokenizer)
+    ema_unet, ema_text = arch.build_unet(), arch.build_text_encoder(tokenizer)
+    final = args.work / "unet_final.pt"
+    if final.exists():
+        state = torch.load(final, weights_only=True)
+        ema_unet.load_state_dict(state["unet"])
+        ema_text.load_state_dict(state["text_encoder"])
+        return tokenizer, ema_unet, ema_text
+    ema_unet.load_state_dict(unet.state_dict())
+    ema_text.load_state_dict(text_encoder.state_dict())
+    noise_scheduler = DDPMScheduler(**{k: v for k, v in arch.SCHEDULE.items() if k != "set_alpha_to_one"})
+    train = split_prompts(args.seed).train
+    ids = tokenizer(
+        [p.text for p in train] + [""],
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
+    prompt_ids, empty_ids = ids[:-1], ids[-1]
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    ema_params = list(ema_unet.parameters()) + list(ema_text.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
+    gen = torch.Generator().manual_seed(args.seed + 2)
+    ckpt_path, start = args.work / "unet_ckpt.pt", 0
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=True)
+        unet.load_state_dict(ckpt["unet"])
+        text_encoder.load_state_dict(ckpt["text_encoder"])
+        ema_unet.load_state_dict(ckpt["ema_unet"])
+        ema_text.load_state_dict(ckpt["ema_text"])
+        opt.load_state_dict(ckpt["opt"])
+        gen.set_state(ckpt["gen"])
+        start = ckpt["step"]
+        log(f"unet: resumed at step {start}")
+    mean, std = latents
+    scale = vae.config.scaling_factor
+    prompt_of = torch.from_numpy(data["prompt_idx"])
+    unet.train()
+    text_encoder.train()
+    tic, running = time.time(), 0.0
+    warmup = 200
+    for step in range(start, args.unet_steps):
+        lr = (
+            args.lr
+            * min(1.0, (step + 1) / warmup)
+            * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.unet_steps)))
+        )
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx = torch.randint(len(mean), (args.batch,), generator=gen)
+        z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)) * scale
+        noise = torch.randn(z0.shape, generator=gen)
+        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (args.batch,), generator=gen)
+        zt = noise_scheduler.add_noise(z0, noise, t)
+        batch_ids = prompt_ids[prompt_of[idx]].clone()
+        drop = torch.rand(args.batch, generator=gen) < 0.1
+        batch_ids[drop] = empty_ids
+        cond = text_encoder(batch_ids)[0]
+        loss = torch.nn.functional.mse_loss(unet(zt, t, cond).sample, noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, p in zip(ema_params, params):
+                e.lerp_(p, 1 - decay)
+        running += loss.item()
+        if (step + 1) % 50 == 0:
+            rate = (time.time() - tic) / 50
+            log(
+                f"unet step {step + 1}/{args.unet_steps} loss {running / 50:.4f} lr {lr:.2e} {rate:.2f}s/step"
+            )
+            tic, running = time.time(), 0.0
+        if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.unet_steps:
+            atomic_save(
+                {
+                    "unet": unet.state_dict(),
+                    "text_encoder": text_encoder.state_dict(),
+                    "ema_unet": ema_unet.state_dict(),
+                    "ema_text": ema_text.state_dict(),
+                    "opt": opt.state_dict(),
+                    "gen": gen.get_state(),
+                    "step": step + 1,
+                },
+                ckpt_path,
+            )
+    atomic_save({"unet": ema_unet.state_dict(), "text_encoder": ema_text.state_dict()}, final)
+    return tokenizer, ema_unet, ema_text
+
+
+# ---------------------------------------------------------------- stage 5: export
+def export(args: argparse.Namespace, vae, tokenizer, unet, text_encoder, log: Log) -> None:
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(
+        vae=vae.eval(),
+        text_encoder=text_encoder.eval(),
+        tokenizer=tokenizer,
+        unet=unet.eval(),
+        scheduler=arch.build_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(args.out, safe_serialization=True)
+    from mmpref.sandbox.shapes.tokenizer import write_tokenizer_files
+
+    write_tokenizer_files(args.out / "tokenizer")  # vocab.json + merges.txt too, for slow-tokenizer installs
+    size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
+    log(f"export: {args.out} ({size / 2**20:.1f} MiB)")
+
+
+# ---------------------------------------------------------------- stage 6: evaluation
+def evaluate(args: argparse.Namespace, log: Log) -> dict:
+    from mmpref.sandbox.shapes.base import load_shapes_base
+    from mmpref.sandbox.shapes.evaluate import accuracy_by_form
+
+    pipe = load_shapes_base("cpu", torch.float32, path=args.out)
+    split = split_prompts(args.seed)
+    tic = time.time()
+    result = {
+        name: accuracy_by_form(pipe, list(getattr(split, name)), seeds=range(args.eval_seeds), **SAMPLER)
+        for name in ("heldout", "train")
+    }
+    seconds = time.time() - tic
+    for name, acc in result.items():
+        log(f"eval {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
+    log(f"eval: {seconds:.0f}s")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.work.mkdir(parents=True, exist_ok=True)
+    log = Log(args.work / "train.log")
+    log(f"start: {' '.join(sys.argv)}")
+    tic = time.time()
+    if not args.eval_only:
+        torch.manual_seed(args.seed)
+        data = make_data(args, log)
+        vae = train_vae(args, data, log)
+        latents = cache_latents(args, data, vae, log)
+        tokenizer, unet, text_encoder = train_unet(args, data, vae, latents, log)
+        export(args, vae, tokenizer, unet, text_encoder, log)
+    train_seconds = time.time() - tic
+    result = evaluate(args, log)
+    meta_path = args.out / "shapes_world.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta.update(
+        {
+            "description": "shapes-world base model, reproduced by scripts/train_shapes_base.py",
+            "seed": args.seed,
+            "image_size": 32,
+            "sampler": {"scheduler": "DDIM", **SAMPLER},
+            "accuracy": result,
+            "eval_samples_per_prompt": args.eval_seeds,
+        }
+    )
+    if not args.eval_only:
+        meta["training"] = {
+            "seconds_this_run": round(train_seconds),
+            "threads": args.threads,
+            "vae_steps": args.vae_steps,
+            "unet_steps": args.unet_steps,
+            "batch": args.batch,
+            "dataset": args.dataset,
+            "lr": args.lr,
+            "ema": args.ema,
+        }
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    log(f"done: {meta_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
