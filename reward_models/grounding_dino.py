@@ -48,7 +48,20 @@ class GroundingDinoScorer(DetectorScorer):
         self.processor = processor
 
     def _detect_batch(self, images: list[Any], phrases: list[list[str]]) -> list[list[Detection]]:
+        # Images of one size run together: padding a smaller image to a larger one's size changes its
+        # backbone features, so mixed sizes would make detections depend on the batch.
         pils = [to_pil(im) for im in images]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, image in enumerate(pils):
+            groups.setdefault(image.size, []).append(index)
+        results: list[list[Detection]] = [[] for _ in pils]
+        for indices in groups.values():
+            found = self._detect_same_size([pils[i] for i in indices], [phrases[i] for i in indices])
+            for index, detections in zip(indices, found):
+                results[index] = detections
+        return results
+
+    def _detect_same_size(self, pils: list[Any], phrases: list[list[str]]) -> list[list[Detection]]:
         captions = [phrase_text([p.lower() for p in names] or ["object"]) for names in phrases]
         max_len = int(self.model.config.max_text_len)
         text = self.processor.tokenizer([c for c, _ in captions], padding=True, truncation=True, max_length=max_len,

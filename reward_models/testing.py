@@ -10,6 +10,7 @@ uses the BPE file it ships. Not imported by `mmpref.reward_models` itself.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -65,21 +66,27 @@ def write_bert_vocab(directory: str | Path) -> int:
 
 
 def make_hf_clip(directory: str | Path, *, image_size: int = 32, patch_size: int = 8, width: int = 32,
-                 layers: int = 2, projection_dim: int = 16, seed: int = 0) -> str:
-    """A CLIPModel directory laid out like PickScore_v1 + its LAION processor (PIL CLIP processor)."""
+                 layers: int = 2, projection_dim: int = 16, logit_scale: float = math.log(100.0), seed: int = 0,
+                 intermediate: int | None = None, heads: int | None = None) -> str:
+    """A CLIPModel directory laid out like PickScore_v1 + its LAION processor (PIL CLIP processor).
+
+    logit_scale defaults to ln(100), the released PickScore's value; sizes can be raised to
+    ViT-B/32 (width 768, 12 layers, patch 32, 224 px) for benchmarks.
+    """
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
     directory = Path(directory)
     vocab = write_clip_bpe(directory)
     tokenizer = CLIPTokenizer.from_pretrained(str(directory), model_max_length=77)
-    heads = max(1, width // 16)
+    heads = heads or max(1, width // 16)
+    intermediate = intermediate or 2 * width
     config = CLIPConfig(
-        text_config=dict(vocab_size=vocab, hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
-                         num_attention_heads=heads, max_position_embeddings=77, eos_token_id=vocab - 1,
-                         bos_token_id=vocab - 2, pad_token_id=vocab - 1),
-        vision_config=dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
+        text_config=dict(vocab_size=vocab, hidden_size=width, intermediate_size=intermediate,
+                         num_hidden_layers=layers, num_attention_heads=heads, max_position_embeddings=77,
+                         eos_token_id=vocab - 1, bos_token_id=vocab - 2, pad_token_id=vocab - 1),
+        vision_config=dict(hidden_size=width, intermediate_size=intermediate, num_hidden_layers=layers,
                            num_attention_heads=heads, image_size=image_size, patch_size=patch_size),
-        projection_dim=projection_dim,
+        projection_dim=projection_dim, logit_scale_init_value=logit_scale,
     )
     torch.manual_seed(seed)
     CLIPModel(config).save_pretrained(str(directory))
@@ -166,8 +173,9 @@ def official_imagereward_state_dict(*, vision_width: int = 32, depth: int = 2, p
         sd |= lin(f"{b}.output.dense", 4 * text_width, text_width) | ln(f"{b}.output.LayerNorm", text_width)
     sd |= lin("blip.vision_proj", vision_width, 16) | lin("blip.text_proj", text_width, 16)
     for index, (fan_in, fan_out) in zip((0, 2, 4, 6, 7), [(text_width, 1024), (1024, 128), (128, 64), (64, 16),
-                                                          (16, 1)]):
-        sd |= lin(f"mlp.layers.{index}", fan_in, fan_out)
+                                                          (16, 1)]):  # head scaled like nn.Linear's init
+        sd |= {f"mlp.layers.{index}.weight": torch.randn(fan_out, fan_in, generator=g) / fan_in ** 0.5,
+               f"mlp.layers.{index}.bias": w(fan_out)}
     return sd
 
 
