@@ -65,6 +65,8 @@ def _features(example: dict[str, Any], dtype: str) -> Any:
 
 def _as_numpy(value: Any, dtype: str) -> Any:
     if isinstance(value, torch.Tensor):
+        if value.ndim == 0:
+            return value.item()
         if value.is_floating_point():
             return value.to(torch.float32).numpy().astype(dtype)
         return value.numpy()
