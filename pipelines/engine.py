@@ -153,20 +153,28 @@ def _spawned(factory: JobFactory, config: Any, plugins: tuple[str, ...], rank: i
         sys.exit(1)
 
 
-def _run_spawned(factory: JobFactory, config: Any, job: Job) -> None:
+def _run_spawned(factory: JobFactory, config: Any, run: _Run) -> None:
+    """Start processes 1..N-1 (spawn: safe with CUDA and OpenMP) and work as process 0 meanwhile."""
     import multiprocessing
 
+    job = run.job
     ctx = multiprocessing.get_context("spawn")
     errors = ctx.SimpleQueue()
     world = job.runtime.processes
     procs = [ctx.Process(target=_spawned, args=(factory, config, job.plugin_modules, r, world, errors),
-                         name=f"mmpref-generate-{r}") for r in range(world)]
+                         name=f"mmpref-generate-{r}") for r in range(1, world)]
+    threads = torch.get_num_threads()
     try:
         for proc in procs:
             proc.start()
+        try:
+            run_worker(run, 0, world)
+        except UserError as err:
+            errors.put((0, str(err)))
         for proc in procs:
             proc.join()
     finally:
+        torch.set_num_threads(threads)
         for proc in procs:
             if proc.is_alive():
                 proc.terminate()
@@ -174,9 +182,9 @@ def _run_spawned(factory: JobFactory, config: Any, job: Job) -> None:
     failed = []
     while not errors.empty():
         failed.append(errors.get())
-    codes = [p.exitcode for p in procs]
-    if failed or any(codes):
-        rank, message = sorted(failed)[0] if failed else (codes.index(next(c for c in codes if c)), "exited")
+    codes = {rank: p.exitcode for rank, p in enumerate(procs, start=1) if p.exitcode}
+    if failed or codes:
+        rank, message = sorted(failed)[0] if failed else (min(codes), f"exited with status {codes[min(codes)]}")
         raise UserError(f"worker process {rank + 1} of {world} failed: {message} "
                         "(re-run the same command to continue from the complete shards)")
 
@@ -189,7 +197,9 @@ def run_generation(factory: JobFactory, config: Any) -> dict[str, Any]:
     job = factory(config)
     run = _prepare(job)
     rundir = run.directory
-    state = PartialState()
+    # On a machine without CUDA (or with device: cpu) accelerate only recognises a torchrun/`accelerate
+    # launch` start as multi-process when asked for CPU (gloo); otherwise each process would think it is alone.
+    state = PartialState(cpu=job.runtime.device == "cpu" or not torch.cuda.is_available())
     if state.is_main_process:
         resumed = rundir.start(job.pipeline, run.content)
         rundir.clean_temporaries()
@@ -197,7 +207,7 @@ def run_generation(factory: JobFactory, config: Any) -> dict[str, Any]:
 
         (rundir.root / "config.yaml").write_text(yaml.safe_dump(job.config, sort_keys=False))
         done = len(rundir.complete_shards())
-        if resumed and job.runtime.progress:
+        if resumed:
             print(f"resuming {rundir.root}: {done}/{len(run.shards)} shards complete", file=sys.stderr)
     state.wait_for_everyone()
     if state.num_processes > 1:
@@ -207,7 +217,7 @@ def run_generation(factory: JobFactory, config: Any) -> dict[str, Any]:
                    if job.runtime.device == "auto" else pick_device(job.runtime.device, state.process_index))
         state.wait_for_everyone()
     elif job.runtime.processes > 1:
-        _run_spawned(factory, config, job)
+        _run_spawned(factory, config, run)
     else:
         run_worker(run, 0, 1)
     if not state.is_main_process:

@@ -140,7 +140,8 @@ class DiffusersImageSampler:
         for i, request in enumerate(requests):
             image = images[i]
             if first_bad_step[i] is not None:
-                results.append(SampleResult(request, None, f"non-finite latents at step {first_bad_step[i]}"))
+                results.append(SampleResult(request, None, f"non-finite latents at denoising step "
+                                                      f"{first_bad_step[i] + 1}/{self.sampling.steps}"))
             elif image.dtype != np.uint8 and not np.isfinite(image).all():
                 results.append(SampleResult(request, None, "non-finite pixels after decoding"))
             elif flagged[i]:

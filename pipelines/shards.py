@@ -97,6 +97,9 @@ class RunDirectory:
                     removed += 1
         return removed
 
+    def _has_data(self) -> bool:
+        return self.data_dir.is_dir() and any(self.data_dir.glob("*.parquet"))
+
     # -- manifest ---------------------------------------------------------------------------------
     def read_manifest(self) -> dict[str, Any] | None:
         if not self.manifest_path.is_file():
@@ -109,18 +112,21 @@ class RunDirectory:
     def start(self, pipeline: str, content: dict[str, Any]) -> bool:
         """Create the manifest, or check that the one there describes the same run; True when resuming.
 
-        A directory holding a different run (other model, prompts, seed, ...) is an error, not a
-        silent mix of two datasets.
+        A directory holding shards of a different run (other model, prompts, seed, ...) is
+        an error, not a silent mix of two datasets; one without any shard yet is simply restarted.
         """
         existing = self.read_manifest()
         if existing is None:
-            if self.data_dir.is_dir() and any(self.data_dir.iterdir()):
-                raise ConfigError(f"output.dir: '{self.root}' already has a data/ folder but no manifest.json; "
+            if self._has_data():
+                raise ConfigError(f"output.dir: '{self.root}' already has parquet files in data/ but no manifest.json; "
                                   "choose an empty output.dir.")
             self.root.mkdir(parents=True, exist_ok=True)
             self.write_manifest(pipeline, content, [], status="running")
             return False
         if existing.get("format") != FORMAT or existing.get("fingerprint") != fingerprint(content):
+            if not self._has_data():  # nothing to protect yet (e.g. the model failed to load): start afresh
+                self.write_manifest(pipeline, content, [], status="running")
+                return False
             old, new = _flatten(existing.get("content", {})), _flatten(content)
             differs = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)) or ["format"]
             raise ConfigError(f"output.dir: '{self.root}' holds a run with a different config (differs in: "
