@@ -19,6 +19,7 @@ from mmpref.data.schema import MEDIA, interpret, resolve_media
 from mmpref.errors import DataError
 
 SHOWN = 5  # bad rows named in the one-line summary; all of them go to data_report.json
+SCAN_VERSION = 2  # part of the datasets cache fingerprint: bump when row checks change
 
 
 @dataclass
@@ -65,7 +66,7 @@ class DataReport:
 
 
 def _scan_batch(batch: dict[str, list[Any]], indices: list[int], schema: str, base_dir: str | None,
-                check_media: Callable[[Any], str | None] | None) -> dict[str, list[Any]]:
+                check_media: Callable[[Any], str | None] | None, version: int) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {"status": [], "problem": [], "swap": [], "target": []}
     base = Path(base_dir) if base_dir else None
     for k in range(len(indices)):
@@ -100,7 +101,8 @@ def scan(dataset: Any, schema: str, *, source: str, base_dir: Path | None, ties:
         with_indices=True,
         remove_columns=columns,
         num_proc=workers if workers > 1 else None,
-        fn_kwargs={"schema": schema, "base_dir": str(base_dir) if base_dir else None, "check_media": check_media},
+        fn_kwargs={"schema": schema, "base_dir": str(base_dir) if base_dir else None, "check_media": check_media,
+                   "version": SCAN_VERSION},
         desc="checking data",
     )
     status, problem = result["status"], result["problem"]

@@ -79,6 +79,7 @@ class TrainingSettings:
     batch_size: int = 1  # pairs (or single samples) per device per micro-batch
     gradient_accumulation_steps: int = 1  # micro-batches per optimiser step
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # frozen parts run in this dtype; trainable weights stay fp32
+    device: Literal["auto", "cpu"] = "auto"  # auto: the launch's accelerator (CUDA when present); cpu: force CPU (gloo when launched with several processes)
     seed: int = 0
     log_every: int = 10  # optimiser steps between logged metrics
     checkpoint_every: int = 500  # optimiser steps between checkpoints (0 = only at the end)

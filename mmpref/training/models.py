@@ -38,7 +38,8 @@ def apply_lora(module: torch.nn.Module, settings: LoraSettings, default_targets:
     from peft import get_peft_model
 
     module.requires_grad_(False)
-    module.to(dtype=weight_dtype)
+    if next(module.parameters()).dtype != weight_dtype:
+        module.to(dtype=weight_dtype)
     config = lora_config(settings, default_targets)
     try:
         model = get_peft_model(module, config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ def make_accelerator(config: PreferenceTrainConfig) -> Any:
     trackers = tracker_names(config.logging.trackers)
     try:
         accelerator = Accelerator(
+            cpu=config.training.device == "cpu",
             gradient_accumulation_steps=config.training.gradient_accumulation_steps,
             mixed_precision=config.training.mixed_precision,
             log_with=trackers or None,
@@ -34,6 +36,12 @@ def make_accelerator(config: PreferenceTrainConfig) -> Any:
         )
     except ValueError as err:
         raise UserError(f"training.mixed_precision: {err}".splitlines()[0]) from None
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and accelerator.num_processes == 1:
+        raise UserError(
+            f"launched with {launched} processes, but accelerate found no device to distribute over, so each would train "
+            "alone; on a machine without GPUs pass training.device=cpu (or set ACCELERATE_USE_CPU=true)."
+        )
     if accelerator.device.type == "cuda" and config.training.allow_tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
