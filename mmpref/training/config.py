@@ -78,7 +78,7 @@ class TrainingSettings:
     max_steps: int = 2000  # optimiser steps
     batch_size: int = 1  # pairs (or single samples) per device per micro-batch
     gradient_accumulation_steps: int = 1  # micro-batches per optimiser step
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # frozen parts run in this dtype; trainable weights stay fp32
+    mixed_precision: Literal["no", "fp16", "bf16", False] = "no"  # frozen parts run in this dtype; trainable weights stay fp32
     device: Literal["auto", "cpu"] = "auto"  # auto: the launch's accelerator (CUDA when present); cpu: force CPU (gloo when launched with several processes)
     seed: int = 0
     log_every: int = 10  # optimiser steps between logged metrics
@@ -88,6 +88,8 @@ class TrainingSettings:
     allow_tf32: bool = True  # TF32 matmuls on Ampere+ GPUs
 
     def check(self) -> None:
+        if self.mixed_precision is False:  # YAML 1.1 reads an unquoted `no` as false
+            self.mixed_precision = "no"
         for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
