@@ -95,7 +95,9 @@ class Scorer(ABC):
         """Differentiable scores [B] (float32) of `pixels`, a float tensor [B, 3, H, W] in [0, 1].
 
         Preprocessing runs in torch, so gradients flow back to `pixels`; the model's own weights stay
-        frozen. The caller chooses the batch (this path does not chunk).
+        frozen. The caller chooses the batch (this path does not chunk). Agreement with `score` on the
+        same images: to 1e-5 when no resize is needed; after a resize, PIL's uint8 rounding (inference)
+        against torch's float output moves scores by less than 2 % of their spread across images.
         """
         if not self.differentiable:
             raise UserError(f"scorer '{self.name}' is not differentiable; use score() or pick another scorer "

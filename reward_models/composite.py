@@ -18,10 +18,12 @@ from mmpref.registry import REWARD_MODELS
 
 from .base import Scorer, ScorerParams
 
+MEMBER_KEYS = ("name", "weight", "mean", "std")
+
 
 @dataclass
 class CompositeParams(ScorerParams):
-    members: list[dict] = field(default_factory=list)  # [{name: pickscore, weight: 1.0, mean: 21.0, std: 1.0, ...}]
+    members: list[dict[str, Any]] = field(default_factory=list)  # [{name: pickscore, weight: 1.0, mean: 21.0, std: 1.0}]
     standardize: Literal["running", "fixed", "none"] = "running"  # running stats, fixed mean/std, or raw scores
     eps: float = 1e-6
 
@@ -34,6 +36,10 @@ class CompositeParams(ScorerParams):
                 raise ValueError(f"each composite member is a mapping with a `name` key, got {member!r}")
             if self.standardize == "fixed" and ("mean" not in member or "std" not in member):
                 raise ValueError(f"member '{member['name']}' needs `mean` and `std` with standardize: fixed")
+            from .build import make_params  # each member's own parameters are checked before anything loads
+
+            entry = REWARD_MODELS.get(str(member["name"]))
+            make_params(entry.name, entry.params, {k: v for k, v in member.items() if k not in MEMBER_KEYS})
 
 
 class RunningStats:
@@ -125,7 +131,7 @@ def build(params: CompositeParams, device: str | torch.device = "cpu",
     from .build import build_scorer
 
     members = []
-    for raw in params.members:
+    for raw in params.members:  # already checked by CompositeParams.check
         if not isinstance(raw, dict):
             raise UserError(f"each composite member is a mapping with 'name'; got {raw!r}.")
         spec = dict(raw)

@@ -67,7 +67,8 @@ def write_bert_vocab(directory: str | Path) -> int:
 
 def make_hf_clip(directory: str | Path, *, image_size: int = 32, patch_size: int = 8, width: int = 32,
                  layers: int = 2, projection_dim: int = 16, logit_scale: float = math.log(100.0), seed: int = 0,
-                 intermediate: int | None = None, heads: int | None = None) -> str:
+                 intermediate: int | None = None, heads: int | None = None, text_width: int | None = None,
+                 text_layers: int | None = None, text_heads: int | None = None) -> str:
     """A CLIPModel directory laid out like PickScore_v1 + its LAION processor (PIL CLIP processor).
 
     logit_scale defaults to ln(100), the released PickScore's value; sizes can be raised to
@@ -80,10 +81,12 @@ def make_hf_clip(directory: str | Path, *, image_size: int = 32, patch_size: int
     tokenizer = CLIPTokenizer.from_pretrained(str(directory), model_max_length=77)
     heads = heads or max(1, width // 16)
     intermediate = intermediate or 2 * width
+    text_width = text_width or width
     config = CLIPConfig(
-        text_config=dict(vocab_size=vocab, hidden_size=width, intermediate_size=intermediate,
-                         num_hidden_layers=layers, num_attention_heads=heads, max_position_embeddings=77,
-                         eos_token_id=vocab - 1, bos_token_id=vocab - 2, pad_token_id=vocab - 1),
+        text_config=dict(vocab_size=vocab, hidden_size=text_width, intermediate_size=intermediate * text_width // width,
+                         num_hidden_layers=text_layers or layers, num_attention_heads=text_heads or heads,
+                         max_position_embeddings=77, eos_token_id=vocab - 1, bos_token_id=vocab - 2,
+                         pad_token_id=vocab - 1),
         vision_config=dict(hidden_size=width, intermediate_size=intermediate, num_hidden_layers=layers,
                            num_attention_heads=heads, image_size=image_size, patch_size=patch_size),
         projection_dim=projection_dim, logit_scale_init_value=logit_scale,

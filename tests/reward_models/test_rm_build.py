@@ -74,7 +74,10 @@ def test_a_config_component_builds_the_same_scorer(clip_dir):
         resolve_component("reward_models", {"name": "composite", "standardise": "fixed"}, Where("t.yaml", "reward"))
 
 
-def test_procedural_scorers_register_and_score_any_size():
+def test_procedural_scorers_register_and_score_any_size(monkeypatch):
+    # a private copy of the table, so the test scorer does not leak into other tests (the README check)
+    monkeypatch.setattr(REWARD_MODELS, "_entries", dict(REWARD_MODELS._entries))
+
     @procedural_scorer("test_redness", summary="mean red minus mean green")
     def redness(pixels, prompts):
         return pixels[:, 0].mean(dim=(1, 2)) - pixels[:, 1].mean(dim=(1, 2))
