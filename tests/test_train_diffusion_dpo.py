@@ -148,6 +148,7 @@ def test_sdxl_lora_with_cache_validation_grid_and_tensorboard(tmp_path, assets):
         tmp_path, assets["sdxl"], assets["pickapic"], "training.max_steps=2", "data.cache.enabled=true",
         f"data.cache.dir={tmp_path / 'cache'}", "validation.every=1", "validation.steps=2",
         "validation.prompts=[a cat, a dog]", "validation.seeds=[0, 1, 2]", "logging.trackers=[tensorboard]",
+        "training.checkpoint_every=1", "training.checkpoints_to_keep=1",
     )
     result = PreferenceTrainer(cfg, progress=False).setup().fit()
     out = tmp_path / "out"
@@ -160,6 +161,7 @@ def test_sdxl_lora_with_cache_validation_grid_and_tensorboard(tmp_path, assets):
 
     assert Image.open(out / "validation" / "step-000002.png").size == (3 * 32, 2 * 32)
     assert list((out / "logs").rglob("events.out.tfevents*"))
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["checkpoint-000002"]  # retention limit 1
     assert result["output"].endswith("pytorch_lora_weights.safetensors")
     before = stock_images(StableDiffusionXLPipeline, assets["sdxl"])
     after = stock_images(StableDiffusionXLPipeline, assets["sdxl"], out)
@@ -185,16 +187,33 @@ def test_full_finetune_with_ema_writes_a_pipeline_that_loads(tmp_path, assets):
         torch.testing.assert_close(saved, shadow)
 
 
-def test_unpaired_kto_on_single_images_and_on_pairs(tmp_path, assets):
-    cfg = make_config(tmp_path, assets["sd"], assets["single"], "objective={name: kto, beta: 500}",
+@pytest.mark.parametrize("objective, data", [("kto", "single"), ("npo", "pickapic")])
+def test_unpaired_objectives_on_single_images_and_on_pairs(tmp_path, assets, objective, data):
+    cfg = make_config(tmp_path, assets["sd"], assets[data], f"objective={{name: {objective}, beta: 500}}",
                       "training.max_steps=2")
-    result = PreferenceTrainer(cfg, progress=False).setup().fit()
+    trainer = PreferenceTrainer(cfg, progress=False).setup()
+    assert not trainer.objective.paired
+    result = trainer.fit()
     rows = read_metrics(tmp_path / "out" / "metrics.jsonl")
     assert len(rows) == 2 and all(math.isfinite(r["loss"]) for r in rows)
-    assert result["data"]["schema"] == "single"
-    # A pairwise objective on single samples is refused with the reason.
+    assert rows[0]["rewards/rejected"] == 0.0  # policy == reference at step 1
+    assert result["data"]["schema"] == data
+
+
+def test_pairwise_objective_refuses_single_samples(tmp_path, assets):
     with pytest.raises(DataError, match="needs pairs"):
-        PreferenceTrainer(make_config(tmp_path / "b", assets["sd"], assets["single"]), progress=False).setup()
+        PreferenceTrainer(make_config(tmp_path, assets["sd"], assets["single"]), progress=False).setup()
+
+
+def test_bf16_autocast_with_gradient_checkpointing(tmp_path, assets):
+    cfg = make_config(tmp_path, assets["sd"], assets["pickapic"], "training.mixed_precision=bf16",
+                      "model.gradient_checkpointing=true", "training.max_steps=2")
+    trainer = PreferenceTrainer(cfg, progress=False).setup()
+    assert trainer.adapter.unet.is_gradient_checkpointing and trainer.adapter.vae.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters() if p.requires_grad)
+    trainer.fit()
+    rows = read_metrics(tmp_path / "out" / "metrics.jsonl")
+    assert rows[0]["loss"] == pytest.approx(LOG2, abs=1e-6) and math.isfinite(rows[1]["loss"])
 
 
 def test_nan_loss_stops_naming_step_and_rows(tmp_path, assets):

@@ -122,6 +122,21 @@ class PreferenceAdapter(ABC):
     def sample(self, prompts: Sequence[str], seeds: Sequence[int], **options: Any) -> list[Any]:
         """One output per (prompt, seed), prompt-major, with the current trainable weights."""
 
+    def save_validation(self, samples: Sequence[Any], prompts: Sequence[str], seeds: Sequence[int], folder: Path,
+                        step: int) -> tuple[Path, Any]:
+        """Write one step's validation samples; return the file and an image for trackers (None: no image).
+
+        The default lays images out as a grid, one row per prompt and one column per seed; an audio
+        adapter would write WAVs and return a spectrogram picture.
+        """
+        from mmpref.training.validation import make_grid
+
+        grid = make_grid(samples, rows=len(prompts), cols=len(seeds))
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"step-{step:06d}.png"
+        grid.save(path)
+        return path, grid
+
     @abstractmethod
     def save_lora(self, output_dir: Path, lora_state_dict: dict[str, torch.Tensor], lora_config: dict[str, Any]) -> Path:
         """Write LoRA weights where the stock library's loader finds them; return the file."""

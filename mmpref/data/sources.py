@@ -3,7 +3,7 @@
 Local sources: a .parquet/.arrow/.jsonl/.json/.csv file, a folder of parquet files, a `save_to_disk`
 folder, or a folder with `metadata.jsonl`/`metadata.csv` (an imagefolder when it has `file_name`,
 otherwise media columns hold paths relative to the folder). Anything else is a `datasets` name.
-Image columns are cast to `Image(decode=False)` so that undecodable images reach the scan as bytes
+Image and Audio columns are cast to `decode=False` so that undecodable media reach the scan as bytes
 and are counted there instead of crashing a data-loader worker.
 """
 
@@ -37,11 +37,13 @@ def _load_files(builder: str, files: list[str] | str, label: str) -> Any:
 
 
 def _undecoded(dataset: Any) -> Any:
-    from datasets import Image
+    """Image and Audio columns as raw {bytes, path}: the adapter decodes, and the scan counts failures."""
+    import datasets
 
+    kinds = tuple(getattr(datasets, k) for k in ("Image", "Audio") if hasattr(datasets, k))
     for name, feature in dataset.features.items():
-        if isinstance(feature, Image) and feature.decode:
-            dataset = dataset.cast_column(name, Image(decode=False))
+        if isinstance(feature, kinds) and getattr(feature, "decode", False):
+            dataset = dataset.cast_column(name, type(feature)(decode=False))
     return dataset
 
 

@@ -1,4 +1,5 @@
-"""Validation grids: fixed prompts × fixed seeds, saved as PNG in the run folder and sent to trackers."""
+"""Validation: fixed prompts × fixed seeds sampled with the current weights, written by the adapter
+(images: a grid PNG) into the run folder and sent to the trackers."""
 
 from __future__ import annotations
 
@@ -29,17 +30,15 @@ def log_grid(accelerator: Any, grid: Image.Image, step: int, tag: str = "validat
 
 
 def run_validation(adapter: Any, settings: Any, accelerator: Any, folder: Path, step: int) -> Path | None:
-    """Sample the grid on the main process (others wait); return the PNG path there."""
+    """Sample on the main process (others wait); return the written file there."""
     path = None
     if accelerator.is_main_process:
-        images = adapter.sample(
+        samples = adapter.sample(
             settings.prompts, settings.seeds, steps=settings.steps, guidance_scale=settings.guidance_scale,
             resolution=settings.resolution,
         )
-        grid = make_grid(images, rows=len(settings.prompts), cols=len(settings.seeds))
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"step-{step:06d}.png"
-        grid.save(path)
-        log_grid(accelerator, grid, step)
+        path, picture = adapter.save_validation(samples, settings.prompts, settings.seeds, folder, step)
+        if picture is not None:
+            log_grid(accelerator, picture, step)
     accelerator.wait_for_everyone()
     return path
