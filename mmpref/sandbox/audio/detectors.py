@@ -4,8 +4,9 @@
   sounds are there (each group's sound present, nothing else): blind to counts and to order.
 - `order_detector` checks the number of events, their kinds and their order, but on coarse kinds
   only (tone, click, noise: blind to pitch and to a chirp's direction), with a cruder segmentation:
-  20 ms frames every 10 ms, a threshold 20 dB below the loudest frame (so it misses quiet events next
-  to loud ones) and events closer than 50 ms merged (so it undercounts fast repeats).
+  20 ms frames every 10 ms, a threshold 15 dB below the loudest frame (so it misses quiet clicks
+  beside louder sounds: it gives full marks to about 92 % of clean renders of their own prompts, the
+  ground truth to all) and events closer than 50 ms merged (so it undercounts fast repeats).
 
 Both are `ClipScorer`s: `(waveforms, prompts) -> float64 scores in [0, 1]` with a `sample_rate`.
 """
@@ -30,7 +31,7 @@ COARSE: dict[str, str] = {
     "noise burst": "noise",
     "click": "click",
 }
-_CRUDE = dict(frame=320, hop=160, below_peak_db=20.0, merge_gap=0.05)
+_CRUDE = dict(frame=320, hop=160, below_peak_db=15.0, merge_gap=0.05)
 
 
 def _event_rule(waveform: np.ndarray, prompt: Prompt) -> float:

@@ -3,7 +3,7 @@
 - `audio_truth`: the ground-truth graded score (share of the prompt's checks a clip passes).
 - `audio_event_detector`: exact on which sounds are present; blind to counts and order.
 - `audio_order_detector`: counts, coarse kinds and order from a cruder segmentation; blind to pitch
-  and chirp direction, misses quiet events beside loud ones, merges events closer than 50 ms.
+  and chirp direction, misses quiet clicks beside louder sounds, merges events closer than 50 ms.
 
 Each is a `ClipScorer` `(waveforms, prompts) -> np.ndarray` of scores in [0, 1]; bare clips are taken
 at 16 kHz and `(samples, rate)` clips are resampled. Importing this module registers them through
@@ -32,15 +32,17 @@ AUDIO_SCORERS: dict[str, tuple[ClipScorer, str]] = {
 }
 
 
+_done: list[str] = []
+
+
 def register_audio_scorers() -> list[str]:
-    """Register the scorers as procedural reward models; the names registered (none already there)."""
-    from mmpref.registry import REWARD_MODELS
+    """Register the scorers as procedural reward models; the names registered by this call (none on a
+    second call)."""
     from mmpref.reward_models import register_procedural
 
-    names = []
+    if _done:
+        return []
     for name, (fn, summary) in AUDIO_SCORERS.items():
-        if name in REWARD_MODELS:  # registered already (the module was reloaded)
-            continue
         register_procedural(
             name,
             fn,
@@ -50,8 +52,8 @@ def register_audio_scorers() -> list[str]:
             differentiable=False,
             scale="share of the prompt's checks passed, [0, 1]",
         )
-        names.append(name)
-    return names
+        _done.append(name)
+    return list(_done)
 
 
 REGISTERED = register_audio_scorers()
