@@ -246,6 +246,23 @@ def test_wav_files_keep_the_score(tmp_path):
         truth_scores(read, prompts[:2])
 
 
+def test_log_mel_has_tango_shape_and_inverts_to_the_same_pitch():
+    from mmpref.sandbox.audio.mel import LOG_FLOOR, mel_filters
+
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    tone = (0.5 * np.sin(2 * np.pi * 1000.0 * t)).astype(np.float32)
+    mel = log_mel(tone)
+    assert mel.shape == (100, 64) and mel.dtype == np.float32
+    band = int(mel.mean(axis=0).argmax())
+    centre = mel_filters()[:, band].argmax() * SAMPLE_RATE / 1024
+    assert abs(centre - 1000.0) < 60.0  # the loudest band is the one around 1 kHz
+    assert log_mel(np.zeros(SAMPLE_RATE)).max() == pytest.approx(np.log(LOG_FLOOR))
+    assert log_mel(np.stack([tone, tone])).shape == (2, 100, 64)
+    back = mel_round_trip(tone)
+    spectrum = np.abs(np.fft.rfft(back))
+    assert abs(np.argmax(spectrum) * SAMPLE_RATE / len(back) - 1000.0) < 40.0
+
+
 def test_vocabulary_is_what_the_docs_say():
     assert SOUNDS == ("low beep", "high beep", "rising chirp", "falling chirp", "noise burst", "click")
     assert audio_truth.sample_rate == SAMPLE_RATE == 16000

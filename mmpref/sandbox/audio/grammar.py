@@ -8,6 +8,10 @@ order, whatever the connective: "two clicks after a low beep" has the beep first
 phrasings of one scene. The groups of a sequence are different sounds, so the waveform says which
 group is which. "while" (overlap) is deliberately not in the grammar: overlapping events need
 source separation to judge, which a ground truth computed by simple signal processing cannot promise.
+
+Perturbations are edits of the structured form: `Prompt(p.groups[::-1], p.connective)` reorders,
+`Prompt((p.groups[0],))` drops the second group, `Prompt((EventGroup("click", 2), p.groups[1]),
+p.connective)` swaps a sound; `near_misses` lists every one-attribute edit.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ A prompt is a list of checks: per group, its sound is present and its count is e
 every event of the first group starts before every event of the second; and no other sound (nor an
 unidentifiable one) is in the clip. The graded score is the share of checks passed; "correct" means
 all passed.
+
+Measured (3 seeds of all 498 sentences): 1494/1494 clean renders correct; 300/300 after Tango's log-mel
+and a Griffin-Lim vocoder; random mismatched prompts and all 5406 near misses of 498 renders rejected.
 """
 
 from __future__ import annotations
