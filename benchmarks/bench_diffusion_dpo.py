@@ -94,7 +94,8 @@ def parse_args() -> argparse.Namespace:
                    help="architecture for (3) (default: sd15 on CPU, else --model)")
     p.add_argument("--memory-resolution", type=int, default=0, help="image size for (3) (default 128 on CPU, else --resolution)")
     p.add_argument("--skip-memory", action="store_true")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: process CPU time then measures compute exactly)")
     p.add_argument("--memory-worker", choices=("disabled", "copy"), help=argparse.SUPPRESS)
     return p.parse_args()
 
@@ -162,23 +163,35 @@ output_dir: {folder / name}
     return path
 
 
-def mmpref_step_times(config: Path) -> tuple[list[float], Any]:
-    """Per-step wall times of the real trainer (from metrics.jsonl timestamps), and the trainer."""
+def clock(device: str) -> float:
+    """Seconds to compare: process CPU time on CPU (robust when other jobs share the cores), wall time on CUDA."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        return time.perf_counter()
+    return time.process_time()
+
+
+def mmpref_step_times(config: Path, device: str) -> tuple[list[float], Any]:
+    """Per-step times of the real trainer loop (everything between two optimiser steps), and the trainer."""
     from mmpref.config import load_config
-    from mmpref.training.tracking import read_metrics
     from mmpref.training.trainer import PreferenceTrainer
 
-    cfg = load_config(str(config)).config
-    trainer = PreferenceTrainer(cfg, progress=False).setup()
+    stamps: list[float] = []
+
+    class TimedTrainer(PreferenceTrainer):
+        def _after_step(self, metrics: Any, bar: Any) -> None:
+            super()._after_step(metrics, bar)
+            stamps.append(clock(device))
+
+    trainer = TimedTrainer(load_config(str(config)).config, progress=False).setup()
+    stamps.append(clock(device))
     trainer.fit()
-    stamps = [r["time"] for r in read_metrics(Path(cfg.output_dir) / "metrics.jsonl")]
     return [b - a for a, b in zip(stamps, stamps[1:])], trainer
 
 
-def bare_step_times(trainer: Any, batch: dict[str, Any], n: int, warmup: int) -> list[float]:
+def bare_step_times(trainer: Any, batch: dict[str, Any], n: int, warmup: int, device: str) -> list[float]:
     """Policy forward + backward and reference forward (adapters disabled) on one encoded batch; nothing else."""
     acc, adapter, model = trainer.accelerator, trainer.adapter, trainer.peft_model
-    sync = torch.cuda.synchronize if acc.device.type == "cuda" else (lambda: None)
     g = torch.Generator(acc.device).manual_seed(0)
     encoded = adapter.encode(batch, g)
     draw = adapter.draw(encoded, g)
@@ -186,17 +199,15 @@ def bare_step_times(trainer: Any, batch: dict[str, Any], n: int, warmup: int) ->
     target = adapter.process.target(encoded.samples, draw.noise, draw.timesteps)
     times = []
     for i in range(warmup + n):
-        sync()
-        start = time.perf_counter()
+        start = clock(device)
         with torch.no_grad(), model.disable_adapter(), acc.autocast():
             adapter.denoise(model, noisy, draw.timesteps, encoded.cond)
         with acc.autocast():
             pred = adapter.denoise(model, noisy, draw.timesteps, encoded.cond)
         ((pred.float() - target.float()) ** 2).mean().backward()
         model.zero_grad(set_to_none=True)
-        sync()
         if i >= warmup:
-            times.append(time.perf_counter() - start)
+            times.append(clock(device) - start)
     return times
 
 
@@ -278,7 +289,7 @@ def measure_memory(args: argparse.Namespace, kind: str) -> dict[str, float]:
 
 def main() -> None:
     args = parse_args()
-    if args.threads:
+    if args.threads and device_of(args) == "cpu":
         torch.set_num_threads(args.threads)
     device = device_of(args)
     if args.memory_model is None:
@@ -302,17 +313,19 @@ def main() -> None:
         data = write_pickapic_parquet(folder / "pairs.parquet", n=rows, size=(res, res))
         print(f"# built pipeline and {rows} pairs in {time.perf_counter() - start:.0f}s")
 
-        cached, trainer = mmpref_step_times(write_config(folder, pipe, data, args, cache=True, name="cached"))
+        cached, trainer = mmpref_step_times(write_config(folder, pipe, data, args, cache=True, name="cached"), device)
         batch = next(iter(trainer.loader))
-        bare_a = bare_step_times(trainer, batch, args.steps, args.warmup)
+        bare_a = bare_step_times(trainer, batch, args.steps, args.warmup, device)
         del trainer
-        on_the_fly, trainer = mmpref_step_times(write_config(folder, pipe, data, args, cache=False, name="fly"))
-        bare_b = bare_step_times(trainer, next(iter(trainer.loader)), args.steps, args.warmup)
+        on_the_fly, trainer = mmpref_step_times(write_config(folder, pipe, data, args, cache=False, name="fly"), device)
+        bare_b = bare_step_times(trainer, next(iter(trainer.loader)), args.steps, args.warmup, device)
         del trainer
 
-    timed = lambda xs: statistics.median(xs[args.warmup - 1:])  # noqa: E731 - drop warm-up step intervals
+    timed = lambda xs: statistics.median(xs[args.warmup:])  # noqa: E731 - drop warm-up steps
     bare = statistics.median(bare_a + bare_b)
     step_cached, step_fly = timed(cached), timed(on_the_fly)
+    unit = "wall s" if device == "cuda" else "CPU s"
+    print(f"# times are {unit} per step (CPU: process time, which other jobs on the cores do not inflate)")
     print(f"bare compute (policy fwd+bwd + reference fwd): {bare:.3f} s/step "
           f"(medians of two runs: {statistics.median(bare_a):.3f}, {statistics.median(bare_b):.3f})")
     print(f"(1) mmpref DPO step, cached latents:      {step_cached:.3f} s/step  ratio {step_cached / bare:.3f}  "

@@ -136,7 +136,7 @@ def test_encoded_cache_is_written_once_and_reused(tmp_path):
     adapter.load(torch.device("cpu"), torch.float32)
     path = write_pickapic_parquet(tmp_path / "p.parquet", n=5)
     source, report = scan_file(path)
-    ds = PreferenceDataset(source.dataset, report, None, adapter.prepare_media, seed=0)
+    ds = PreferenceDataset(source.dataset, report, None, adapter.media_transform(), seed=0)
     identity = {"model": adapter.cache_identity(), "data": data_identity(ds)}
     acc = Accelerator(cpu=True)
     cache, folder, built = build_or_load(adapter, ds, tmp_path / "cache", identity, acc, dtype="float32", batch_size=2)

@@ -228,7 +228,7 @@ def test_ties_as_soft_targets_need_a_soft_objective(tmp_path, assets):
     with pytest.raises(ConfigError, match="objective.labels=soft"):
         make_config(tmp_path, assets["sd"], assets["pickapic"], "data.ties=soft")
     cfg = make_config(tmp_path, assets["sd"], assets["pickapic"], "data.ties=soft", "objective={name: soft_dpo, beta: 5000}",
-                      "training.max_steps=1", "training.batch_size=9", "data.shuffle=false")
+                      "training.max_steps=1", "training.batch_size=9", "data.shuffle=false", "data.num_workers=1")
     trainer = PreferenceTrainer(cfg, progress=False).setup()
     batch = next(iter(trainer.loader))
     assert trainer.soft_targets and batch["target"].tolist() == [1.0] * 8 + [0.5]

@@ -4,8 +4,9 @@ The trainer (`mmpref.training`) is modality-free. It asks an adapter to
 
 1. `load` the model's components (frozen encoders in the weight dtype, the trainable module in fp32),
 2. name the `trainable` module (the one LoRA wraps, full fine-tuning updates and EMA tracks),
-3. turn raw media of a data row into tensors (`prepare_media`, run in data-loader workers, with the
-   same random augmentation for every sample of a pair) and check media for corruption (`check_media`),
+3. turn raw media of a data row into tensors (`media_transform()`: a small picklable callable, run
+   in data-loader workers, with the same random augmentation for every sample of a pair) and check
+   media for corruption (`check_media`),
 4. `encode` a collated batch into model-space samples plus conditioning (or take them from the cache
    that `encode_for_cache` filled),
 5. draw the perturbation shared by the samples of a pair (`draw`) and return per-sample
@@ -61,7 +62,7 @@ class Draw:
 class PreferenceAdapter(ABC):
     """What the preference trainer asks of a model family. See the module docstring for the flow."""
 
-    media: str = "image"  # what `prepare_media` decodes; the data layer names it in messages
+    media: str = "image"  # what `media_transform` decodes
     default_lora_targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
 
     @abstractmethod
@@ -92,10 +93,12 @@ class PreferenceAdapter(ABC):
         """Why a raw media value (bytes, path, dict) cannot be used, or None. Must be picklable (workers)."""
 
     @abstractmethod
-    def prepare_media(self, values: Sequence[Any], rng: Any) -> dict[str, torch.Tensor]:
-        """Decode and augment the G media of one row with ONE augmentation draw from `rng`.
+    def media_transform(self) -> Callable[[Sequence[Any], Any], dict[str, torch.Tensor]]:
+        """`f(values, rng)`: decode and augment the G media of one row with ONE augmentation draw from `rng`.
 
         Returns tensors with a leading axis G (e.g. pixel values [G, 3, H, W] and SDXL time ids [G, 6]).
+        It runs in data-loader workers, so it must be picklable and hold no model (a module-level
+        function with its settings bound by `functools.partial`).
         """
 
     @abstractmethod

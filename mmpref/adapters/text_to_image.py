@@ -12,6 +12,7 @@ Log-likelihoods follow the ½-factor convention of `mmpref.adapters.diffusion` (
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -59,6 +60,13 @@ def _files_signature(root: str, subfolders: Sequence[str]) -> list[Any]:
                 stat = f.stat()
                 out.append([f"{sub}/{f.name}", stat.st_size, int(stat.st_mtime)])
     return out
+
+
+def prepare_images(values: Sequence[Any], rng: Any, *, resolution: int, random_crop: bool,
+                   random_flip: bool) -> dict[str, torch.Tensor]:
+    """Decode the images of one row and give them one shared crop/flip: pixel values and SDXL time ids."""
+    pixels, time_ids = paired_crop_flip([open_image(v) for v in values], resolution, rng, random_crop, random_flip)
+    return {"pixel_values": pixels, "time_ids": time_ids}
 
 
 def _to(module: Any, device: torch.device, dtype: torch.dtype) -> Any:
@@ -182,12 +190,10 @@ class TextToImageAdapter(DiffusionAdapter):
     def check_media(value: Any) -> str | None:
         return image_problem(value)
 
-    def prepare_media(self, values: Sequence[Any], rng: Any) -> dict[str, torch.Tensor]:
-        images = [open_image(v) for v in values]
-        pixels, time_ids = paired_crop_flip(
-            images, self.params.resolution, rng, self.params.random_crop, self.params.random_flip
-        )
-        return {"pixel_values": pixels, "time_ids": time_ids}
+    def media_transform(self) -> Callable[[Sequence[Any], Any], dict[str, torch.Tensor]]:
+        p = self.params
+        return functools.partial(prepare_images, resolution=p.resolution, random_crop=p.random_crop,
+                                 random_flip=p.random_flip)
 
     def cache_identity(self) -> dict[str, Any]:
         p = self.params

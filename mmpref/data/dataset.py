@@ -43,7 +43,7 @@ class EpochSampler(torch.utils.data.Sampler[int]):
 
 
 class PreferenceDataset(torch.utils.data.Dataset):
-    """Used rows of a source, media decoded and augmented by the adapter (one draw per row and epoch)."""
+    """Used rows of a source, media decoded and augmented by the adapter's media transform (one draw per row and epoch)."""
 
     def __init__(self, dataset: Any, report: DataReport, base_dir: Path | None,
                  prepare_media: Callable[[Sequence[Any], random.Random], dict[str, torch.Tensor]], seed: int = 0) -> None:

@@ -38,7 +38,7 @@ def build_dataset(config: PreferenceTrainConfig, adapter: Any, objective: Any, a
         Path(config.output_dir).mkdir(parents=True, exist_ok=True)
         report.write(Path(config.output_dir) / "data_report.json")
     dataset: torch.utils.data.Dataset = PreferenceDataset(
-        source.dataset, report, source.base_dir, adapter.prepare_media, seed=config.training.seed
+        source.dataset, report, source.base_dir, adapter.media_transform(), seed=config.training.seed
     )
     if d.cache.enabled:
         root = Path(d.cache.dir) if d.cache.dir else default_cache_root()
