@@ -129,7 +129,8 @@ def run_worker(run: _Run, rank: int, world: int, device: torch.device | None = N
             rundir.write_record(k, {
                 "shard": k, "file": str(rundir.shard_file(k).relative_to(rundir.root)), "bytes": size,
                 "rows": len(result.rows), "scorer": worker.scorer_name, "prompt_indices": [p.index for p in prompts],
-                "candidates": result.candidates, "dropped": result.dropped, "samples": result.samples,
+                "candidates": result.candidates, "dropped": result.dropped, "unpaired": result.unpaired,
+                "samples": result.samples,
                 "seconds": round(time.perf_counter() - started, 4), "process": rank, "processes": world,
                 "device": str(device), "threads": threads, "batch_size": job.runtime.batch_size,
             })

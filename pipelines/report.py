@@ -47,7 +47,8 @@ def build_summary(records: Sequence[dict[str, Any]], prompts: PromptList, pipeli
         "status": "complete",
         "prompts": {"source": prompts.source, "used": len(prompts.prompts),
                     "done": sum(len(r["prompt_indices"]) for r in records),
-                    "skipped": len(prompts.skipped), "skipped_rows": prompts.skipped},
+                    "skipped": len(prompts.skipped), "skipped_rows": prompts.skipped,
+                    "without_pairs": [u for r in records for u in r.get("unpaired", [])]},
         "samples": {"requested": len(samples), "scored": len(scores), "failed": len(failures),
                     "failed_by_stage": by_stage},
         "failures": [{k: f.get(k) for k in ("prompt_index", "sample_index", "seed", "stage", "reason")}

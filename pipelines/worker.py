@@ -50,6 +50,7 @@ class ShardResult:
     samples: list[dict[str, Any]] = field(default_factory=list)
     candidates: int = 0
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FILTERS, 0))
+    unpaired: list[dict[str, Any]] = field(default_factory=list)  # prompts that gave no pair, and why
 
 
 class ShardWorker:
@@ -141,6 +142,10 @@ class ShardWorker:
         result.candidates += len(candidates)
         for name, count in dropped.items():
             result.dropped[name] += count
+        if not kept:
+            why = (f"only {len(scored)} of {len(entries)} samples scored" if len(scored) < 2 else
+                   "every candidate pair was dropped: " + ", ".join(f"{n} {k}" for k, n in dropped.items() if n))
+            result.unpaired.append({"index": prompt.index, "reason": why})
         for cand in kept:
             win, lose = scored[cand.chosen], scored[cand.rejected]
             result.rows.append({

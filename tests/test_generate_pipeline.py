@@ -66,6 +66,9 @@ def test_pairs_are_well_formed_and_scores_are_the_scorers(reference):
     assert pairs["candidates"] == 6 and pairs["kept"] == len(rows)
     assert pairs["kept"] + sum(pairs["dropped"].values()) == pairs["candidates"]
     assert summary["scores"]["count"] == 18 and summary["margins"]["count"] == len(rows)
+    unpaired = summary["prompts"]["without_pairs"]
+    assert sorted([u["index"] for u in unpaired] + [r["prompt_index"] for r in rows]) == list(range(6))
+    assert all(u["reason"] == "every candidate pair was dropped: 1 min_margin" for u in unpaired)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["complete"] == [0, 1, 2] and manifest["rows"] == len(rows)
     for name in ("score_distributions.png", "contact_sheet.png"):
@@ -115,6 +118,8 @@ def test_failures_are_recorded_per_sample_with_reasons(model, tmp_path):
                                     "stage": "score", "reason": "scorer error: ValueError: cannot score an exploding prompt"}
                for s in range(3))
     assert summary["samples"]["failed_by_stage"] == {"sample": 3, "score": 3}
+    assert summary["prompts"]["without_pairs"] == [{"index": 1, "reason": "only 0 of 3 samples scored"},
+                                                   {"index": 2, "reason": "only 0 of 3 samples scored"}]
     rows = _rows(tmp_path / "out")
     assert sorted(r["prompt_index"] for r in rows) == [0, 3], "samples batched with the failures are kept"
 
@@ -164,3 +169,13 @@ def test_bad_model_path_is_one_clear_line(tmp_path, capsys):
     code = main(["generate", str(support.write_config(tmp_path / "c.yaml", config))])
     err = capsys.readouterr().err
     assert code == 2 and "model.path: cannot load a diffusers pipeline" in err and "Traceback" not in err
+
+
+def test_sdxl_pipelines_go_through_the_same_stages(tmp_path):
+    from mmpref.testing.tiny import build_tiny_sd
+
+    model = build_tiny_sd(tmp_path / "sdxl", "sdxl")
+    summary = support.run_config(support.config_dict(model, tmp_path / "out", prompts=["a red cat", "a blue dog"]))
+    rows = _rows(tmp_path / "out")
+    assert summary["samples"]["failed"] == 0 and len(rows) == 2
+    assert all(decode_png(r[side]).shape == (32, 32, 3) for r in rows for side in ("chosen", "rejected"))
