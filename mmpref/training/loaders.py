@@ -17,8 +17,8 @@ from mmpref.training.config import PreferenceTrainConfig
 
 
 def build_dataset(config: PreferenceTrainConfig, adapter: Any, objective: Any, accelerator: Any,
-                  log: Any = print) -> tuple[torch.utils.data.Dataset, DataReport]:
-    """The training dataset (raw media or cached encodings) and the scan report."""
+                  log: Any = print) -> tuple[PreferenceDataset, DataReport]:
+    """Open and scan the data (bad rows counted) and wrap it; needs no loaded model, so data errors come first."""
     d = config.data
     with accelerator.main_process_first():
         source = open_source(d.source, d.split, d.subset, d.max_rows)
@@ -37,20 +37,24 @@ def build_dataset(config: PreferenceTrainConfig, adapter: Any, objective: Any, a
         log(report.summary())
         Path(config.output_dir).mkdir(parents=True, exist_ok=True)
         report.write(Path(config.output_dir) / "data_report.json")
-    dataset: torch.utils.data.Dataset = PreferenceDataset(
-        source.dataset, report, source.base_dir, adapter.media_transform(), seed=config.training.seed
-    )
-    if d.cache.enabled:
-        root = Path(d.cache.dir) if d.cache.dir else default_cache_root()
-        identity = {"model": adapter.cache_identity(), "data": data_identity(dataset)}
-        cached, folder, built = build_or_load(
-            adapter, dataset, root, identity, accelerator, dtype=d.cache.dtype,
-            batch_size=config.training.batch_size, num_workers=d.num_workers,
-        )
-        if accelerator.is_main_process:
-            log(f"encoded-sample cache {'written to' if built else 'reused from'} {folder}")
-        dataset = CachedDataset(cached)
+    dataset = PreferenceDataset(source.dataset, report, source.base_dir, adapter.media_transform(),
+                                seed=config.training.seed)
     return dataset, report
+
+
+def cached_dataset(config: PreferenceTrainConfig, adapter: Any, dataset: PreferenceDataset, accelerator: Any,
+                   log: Any = print) -> CachedDataset:
+    """The encoded-sample cache of `dataset` for this (loaded) adapter: reused when it exists, else built."""
+    d = config.data
+    root = Path(d.cache.dir) if d.cache.dir else default_cache_root()
+    identity = {"model": adapter.cache_identity(), "data": data_identity(dataset)}
+    cached, folder, built = build_or_load(
+        adapter, dataset, root, identity, accelerator, dtype=d.cache.dtype,
+        batch_size=config.training.batch_size, num_workers=d.num_workers,
+    )
+    if accelerator.is_main_process:
+        log(f"encoded-sample cache {'written to' if built else 'reused from'} {folder}")
+    return CachedDataset(cached)
 
 
 def build_loader(dataset: torch.utils.data.Dataset, config: PreferenceTrainConfig,

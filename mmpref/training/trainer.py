@@ -25,7 +25,7 @@ from mmpref.training.checkpoint import STATE_FILE, Checkpoints, read_json, write
 from mmpref.training.config import PreferenceTrainConfig
 from mmpref.training.faults import maybe_crash
 from mmpref.training.guard import check_finite
-from mmpref.training.loaders import build_dataset, build_loader
+from mmpref.training.loaders import build_dataset, build_loader, cached_dataset
 from mmpref.training.models import Reference, apply_lora, load_ema, lora_config, make_ema, save_ema
 from mmpref.training.setup import (
     effective_batch,
@@ -101,8 +101,10 @@ class PreferenceTrainer:
         self.weight_dtype = weight_dtype(cfg)
         self.objective = cfg.objective.build().to(acc.device)
         self.adapter = cfg.model.adapter.build()
-        self.adapter.load(acc.device, self.weight_dtype)
         dataset, self.report = build_dataset(cfg, self.adapter, self.objective, acc, log=self.log)
+        self.adapter.load(acc.device, self.weight_dtype)
+        if cfg.data.cache.enabled:
+            dataset = cached_dataset(cfg, self.adapter, dataset, acc, log=self.log)
         self.soft_targets = any(t != 1.0 for t in self.report.target) and self.report.schema != "single"
         if self.soft_targets and getattr(getattr(cfg.objective, "params", None), "labels", "soft") != "soft":
             self.log(f"note: the data has soft targets (ties or a target column), which objective "
