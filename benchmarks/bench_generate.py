@@ -69,7 +69,7 @@ def mmpref_generate(model: Path, scorer_spec: object, out: Path, args: argparse.
 
     data = {
         "model": {"path": str(model)},
-        "prompts": {"builtin": "objects", "limit": args.prompts},
+        "prompts": {"source": "builtin:objects", "limit": args.prompts},
         "sampling": {"samples_per_prompt": args.samples, "steps": args.steps, "guidance_scale": 7.5,
                      "height": 32, "width": 32, "seed": seed},
         "scorer": scorer_spec,

@@ -1,8 +1,8 @@
-"""Built-in prompt sets, so a generate config can run without a prompt file (`prompts.builtin: NAME`).
+"""Built-in prompt sets, so a generate config can run without a prompt file (`prompts.source: builtin:NAME`).
 
 Generated from small word lists in a fixed order: the same name always gives the same prompts and so
-the same seeds. Public benchmarks (PartiPrompts, HPDv2) are not bundled; point `prompts.dataset` or
-`prompts.file` at them.
+the same seeds. Public benchmarks (PartiPrompts, HPDv2) are not bundled; point `prompts.source` at
+a copy of them.
 """
 
 from __future__ import annotations

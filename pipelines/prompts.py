@@ -1,4 +1,4 @@
-"""Prompt sources (a text file, a dataset column, a built-in set) and the prompt-transform hook.
+"""Prompt sources (a built-in set, a text file, a dataset column) and the prompt-transform hook.
 
 Each prompt keeps its row index in the source: seeds derive from it, so skipping a blank row or a
 duplicate never shifts the seeds of the others. Skipped rows are returned with their reason (they
@@ -16,6 +16,7 @@ from typing import Any
 
 from mmpref.pipelines.prompt_sets import PROMPT_SETS
 
+from mmpref.config import REQUIRED
 from mmpref.errors import ConfigError, DataError, did_you_mean
 
 PromptTransform = Callable[[str, int, int, int], str]
@@ -41,27 +42,26 @@ def register_prompt_transform(name: str) -> Callable[[PromptTransform], PromptTr
     return decorator
 
 
+BUILTIN = "builtin:"
+
+
 @dataclass
 class PromptsConfig:
-    """Where prompts come from (set exactly one of file, dataset, builtin) and how they are used."""
+    """Where prompts come from and how they are used."""
 
-    file: str | None = None  # text file, one prompt per line
-    dataset: str | None = None  # a local .parquet/.csv/.json/.jsonl/.arrow file or folder, or a datasets name
+    source: str = REQUIRED  # builtin:NAME, a text file (a prompt per line), a parquet/csv/json/arrow file or folder, a datasets name
     column: str = "prompt"  # dataset column holding the prompt text
-    split: str = "train"  # dataset split
-    builtin: str | None = None  # a built-in prompt set: objects (80), counting (40)
-    limit: int | None = None  # use only the first N prompts (after skipping blank and duplicate rows)
+    split: str = "train"  # dataset split (datasets names and folders)
+    limit: int | None = None  # use only the first N prompts (after skipping empty and duplicate rows)
     dedup: bool = True  # skip prompts that repeat an earlier row (recorded in summary.json)
     transform: str | None = None  # a registered transform name or "package.module:function" (see PromptTransform)
 
     def check(self) -> None:
-        chosen = [k for k in ("file", "dataset", "builtin") if getattr(self, k)]
-        if len(chosen) != 1:
-            got = ", ".join(chosen) if chosen else "none"
-            raise ValueError(f"set exactly one of prompts.file, prompts.dataset, prompts.builtin (got {got}).")
-        if self.builtin and self.builtin not in PROMPT_SETS:
-            raise ValueError(f"prompts.builtin: unknown prompt set '{self.builtin}'."
-                             f"{did_you_mean(self.builtin, PROMPT_SETS)} Built-in sets: {', '.join(PROMPT_SETS)}.")
+        if self.source.startswith(BUILTIN):
+            name = self.source[len(BUILTIN):]
+            if name not in PROMPT_SETS:
+                raise ValueError(f"prompts.source: unknown built-in prompt set '{name}'.{did_you_mean(name, PROMPT_SETS)} "
+                                 f"Built-in sets: {', '.join(BUILTIN + n for n in PROMPT_SETS)}.")
         if self.limit is not None and self.limit < 1:
             raise ValueError("prompts.limit must be at least 1 (or null for all prompts).")
 
@@ -80,47 +80,55 @@ class PromptList:
     digest: str = ""  # sha256 of the used prompts: a changed prompt list is a different run
 
 
-_DATASET_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".arrow": "arrow",
-                     ".txt": "text"}
+_DATASET_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".arrow": "arrow"}
 
 
-def _read_file(path: str) -> list[Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"prompts.file: '{path}' is not a file; give a text file with one prompt per line.")
+def _read_text(path: Path) -> list[Any]:
     try:
-        return p.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as err:
-        raise DataError(f"prompts.file: '{path}' is not UTF-8 text (byte {err.start}); save it as UTF-8.") from None
+        raise DataError(f"prompts.source: '{path}' is not UTF-8 text (byte {err.start}); save it as UTF-8.") from None
 
 
-def _read_dataset(name: str, column: str, split: str) -> list[Any]:
+def _read_dataset(source: str, column: str, split: str) -> list[Any]:
     import datasets
 
-    path = Path(name)
+    path = Path(source)
     try:
-        if path.is_file() and path.suffix in _DATASET_BUILDERS:
+        if path.is_file():
             ds = datasets.load_dataset(_DATASET_BUILDERS[path.suffix], data_files=str(path), split="train")
-        else:
-            ds = datasets.load_dataset(name, split=split)
-    except (FileNotFoundError, ValueError, ConnectionError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(f"prompts.dataset: cannot load '{name}' (split '{split}'): {first}. Give a local "
+        else:  # a local folder of data files, or a datasets name
+            ds = datasets.load_dataset(source, split=split)
+    except Exception as err:  # noqa: BLE001 - datasets raises many types here; one line is enough
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise DataError(f"prompts.source: cannot load '{source}' (split '{split}'): {first}. Give a text file, a "
                         f"{'/'.join(_DATASET_BUILDERS)} file or folder, or a datasets name when online.") from None
     if column not in ds.column_names:
-        raise DataError(f"prompts.dataset: '{name}' has no column '{column}'.{did_you_mean(column, ds.column_names)} "
+        raise DataError(f"prompts.source: '{source}' has no column '{column}'.{did_you_mean(column, ds.column_names)} "
                         f"Columns: {', '.join(ds.column_names)}; set prompts.column.")
     return list(ds[column])
 
 
+def _read_rows(config: PromptsConfig) -> list[Any]:
+    """The raw rows of the source: built-in set, text file lines, or a dataset column."""
+    source = config.source
+    if source.startswith(BUILTIN):
+        return PROMPT_SETS[source[len(BUILTIN):]]()
+    path = Path(source).expanduser()
+    if path.is_file():
+        return _read_dataset(str(path), config.column, config.split) if path.suffix in _DATASET_BUILDERS \
+            else _read_text(path)
+    if path.is_dir():
+        return _read_dataset(str(path), config.column, config.split)
+    if source.startswith((".", "/", "~")) or path.suffix in (*_DATASET_BUILDERS, ".txt"):
+        raise ConfigError(f"prompts.source: '{source}' does not exist; give a text file (one prompt per line), a "
+                          "data file or folder, a datasets name, or builtin:objects.")
+    return _read_dataset(source, config.column, config.split)
+
+
 def load_prompts(config: PromptsConfig) -> PromptList:
     """The prompts to generate for, in source order, with every skipped row and why."""
-    if config.file:
-        rows, source = _read_file(config.file), f"file:{config.file}"
-    elif config.dataset:
-        rows, source = _read_dataset(config.dataset, config.column, config.split), f"dataset:{config.dataset}"
-    else:
-        rows, source = PROMPT_SETS[str(config.builtin)](), f"builtin:{config.builtin}"
+    rows, source = _read_rows(config), config.source
     prompts: list[Prompt] = []
     skipped: list[dict[str, Any]] = []
     first_row: dict[str, int] = {}

@@ -84,7 +84,7 @@ def test_seeds_reproduce_the_images(reference, model):
     # Shard 0 holds prompt rows 0 and 1: its first batch (batch_size 4) is samples 0-2 of row 0 and 0 of row 1.
     from mmpref.pipelines.prompts import PromptsConfig, load_prompts
 
-    prompts = load_prompts(PromptsConfig(builtin="objects", limit=6)).prompts
+    prompts = load_prompts(PromptsConfig(source="builtin:objects", limit=6)).prompts
     batch = [SampleRequest(p.index, s, derive_seed(7, p.index, s), p.text, p.text) for p in prompts[:2] for s in range(3)][:4]
     same_batch = {(r.request.prompt_index, r.request.sample_index): r.sample for r in sampler.sample(batch)}
     checked_exact = checked_alone = 0

@@ -27,11 +27,11 @@ def test_seeds_depend_only_on_the_three_integers():
 def test_prompt_file_keeps_row_indices_and_reports_every_skipped_row(tmp_path):
     path = tmp_path / "p.txt"
     path.write_text("a cat\n\n  a dog  \na cat\n   \na bird\n")
-    got = load_prompts(PromptsConfig(file=str(path)))
+    got = load_prompts(PromptsConfig(source=str(path)))
     assert [(p.index, p.text) for p in got.prompts] == [(0, "a cat"), (2, "a dog"), (5, "a bird")]
     assert got.skipped == [{"index": 1, "reason": "empty prompt"}, {"index": 3, "reason": "duplicate of row 0"},
                            {"index": 4, "reason": "empty prompt"}]
-    limited = load_prompts(PromptsConfig(file=str(path), limit=2, dedup=False))
+    limited = load_prompts(PromptsConfig(source=str(path), limit=2, dedup=False))
     assert [p.text for p in limited.prompts] == ["a cat", "a dog"]
     assert limited.digest != got.digest
 
@@ -42,26 +42,30 @@ def test_dataset_column_prompts_and_clear_errors(tmp_path):
 
     path = tmp_path / "prompts.parquet"
     pq.write_table(pa.table({"caption": ["red cube", None, "blue ball"], "id": [1, 2, 3]}), path)
-    got = load_prompts(PromptsConfig(dataset=str(path), column="caption"))
+    got = load_prompts(PromptsConfig(source=str(path), column="caption"))
     assert [(p.index, p.text) for p in got.prompts] == [(0, "red cube"), (2, "blue ball")]
     assert got.skipped == [{"index": 1, "reason": "not text (NoneType)"}]
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    pq.write_table(pa.table({"prompt": ["a", "b"]}), folder / "part-0.parquet")
+    assert [p.text for p in load_prompts(PromptsConfig(source=str(folder))).prompts] == ["a", "b"]
+    with pytest.raises(DataError, match="cannot load 'no-such-user/no-such-prompts'"):
+        load_prompts(PromptsConfig(source="no-such-user/no-such-prompts"))
     with pytest.raises(DataError, match="has no column 'captoin'. Did you mean 'caption'"):
-        load_prompts(PromptsConfig(dataset=str(path), column="captoin"))
-    with pytest.raises(ConfigError, match="is not a file"):
-        load_prompts(PromptsConfig(file=str(tmp_path / "missing.txt")))
+        load_prompts(PromptsConfig(source=str(path), column="captoin"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_prompts(PromptsConfig(source=str(tmp_path / "missing.txt")))
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
     with pytest.raises(DataError, match="no usable prompt"):
-        load_prompts(PromptsConfig(file=str(empty)))
+        load_prompts(PromptsConfig(source=str(empty)))
 
 
 def test_builtin_sets_and_transform_resolution():
-    objects = load_prompts(PromptsConfig(builtin="objects"))
+    objects = load_prompts(PromptsConfig(source="builtin:objects"))
     assert len(objects.prompts) == 80 and len({p.text for p in objects.prompts}) == 80
-    with pytest.raises(ValueError, match="exactly one"):
-        PromptsConfig(file="a.txt", builtin="objects").check()
     with pytest.raises(ValueError, match="Did you mean 'objects'"):
-        PromptsConfig(builtin="object").check()
+        PromptsConfig(source="builtin:object").check()
     assert resolve_transform(None) is None
     assert resolve_transform("test_generate_support:shout_odd_samples")("a b", 0, 1, 0) == "A B"
     with pytest.raises(ConfigError, match="unknown transform"):

@@ -65,7 +65,7 @@ def config_dict(model: Path, out: Path, prompts: Sequence[str] | None = None, **
     config: dict[str, Any] = {
         "pipeline": "text_to_image_pairs",
         "model": {"path": str(model)},
-        "prompts": {"builtin": "objects", "limit": 6},
+        "prompts": {"source": "builtin:objects", "limit": 6},
         "sampling": {"samples_per_prompt": 3, "steps": 2, "guidance_scale": 3.0, "height": 32, "width": 32, "seed": 7},
         "scorer": "brightness",
         "pairing": {"strategy": "best_vs_worst"},
@@ -75,7 +75,7 @@ def config_dict(model: Path, out: Path, prompts: Sequence[str] | None = None, **
     if prompts is not None:
         path = out.parent / f"{out.name}_prompts.txt"
         path.write_text("\n".join(prompts) + "\n")
-        config["prompts"] = {"file": str(path)}
+        config["prompts"] = {"source": str(path)}
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):
             config[key] = {**config[key], **value}
