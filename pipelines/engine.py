@@ -115,7 +115,8 @@ def run_worker(run: _Run, rank: int, world: int, device: torch.device | None = N
     done = total - sum(len(run.shards[k]) for k in todo)
     if not todo:
         return 0
-    worker = ShardWorker(job.open_sampler(device), job.open_scorer(device), samples_per_prompt=job.samples_per_prompt,
+    scorer = job.open_scorer(device)  # first: a missing scorer checkpoint fails before a large model loads
+    worker = ShardWorker(job.open_sampler(device), scorer, samples_per_prompt=job.samples_per_prompt,
                          seed=job.seed, batch_size=job.runtime.batch_size, pairing=job.pairing,
                          filters=job.filters, transform=resolve_transform(job.prompts.transform))
     desc = "generate" if world == 1 else f"generate [{rank + 1}/{world}]"

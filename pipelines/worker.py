@@ -66,6 +66,11 @@ class ShardWorker:
         self.pairing = pairing
         self.filters = filters
         self.transform = transform
+        scorer_modality = getattr(scorer, "modality", sampler.modality)
+        if scorer_modality != sampler.modality:
+            raise UserError(f"scorer: '{getattr(scorer, 'name', scorer)}' scores {scorer_modality} but this pipeline "
+                            f"samples {sampler.modality}; choose a{'n' if sampler.modality[0] in 'aeiou' else ''} "
+                            f"{sampler.modality} scorer (`mmpref list`).")
         self.encode = ENCODERS[sampler.modality]
         self.scorer_name = scorer_label(scorer)
 
