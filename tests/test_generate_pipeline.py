@@ -104,10 +104,11 @@ def test_seeds_reproduce_the_images(reference, model):
     assert checked_exact >= 1 and checked_alone == 2 * len(rows)
 
 
-def test_failures_are_recorded_per_sample_with_reasons(model, tmp_path):
+def test_failures_are_recorded_per_sample_with_reasons(model, tmp_path, monkeypatch):
     poisoned = support.poison_model(model, tmp_path / "poisoned")
     prompts = ["a red cat", f"a blue {support.POISON} dog", "explode the green tree", "a yellow sun"]
-    config = support.config_dict(poisoned, tmp_path / "out", prompts=prompts, scorer="test_fragile_redness",
+    scorer = support.register_fragile_scorer(monkeypatch)
+    config = support.config_dict(poisoned, tmp_path / "out", prompts=prompts, scorer=scorer,
                                  output={"prompts_per_shard": 4})
     summary = support.run_config(config)
     failures = {(f["prompt_index"], f["sample_index"]): f for f in summary["failures"]}

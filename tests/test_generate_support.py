@@ -1,13 +1,12 @@
 """Shared pieces of the `mmpref generate` tests (no tests here): tiny models, configs, dataset readers.
 
-Importable by worker and CLI subprocesses too (they get this folder on PYTHONPATH), so the scorer and
-prompt transform registered here exist in every process of a run.
+Importable by worker and CLI subprocesses too (they get this folder on PYTHONPATH), so the prompt
+transform here can be named as "test_generate_support:shout_odd_samples" in any process of a run.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,15 @@ def _fragile(pixels: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
     return pixels[:, 0].mean(dim=(1, 2)) - pixels[:, 1:].mean(dim=(1, 2, 3))
 
 
-if "test_fragile_redness" not in REWARD_MODELS:
+def register_fragile_scorer(monkeypatch) -> str:
+    """Register `_fragile` as a reward model for one test (the registry is restored afterwards, so the
+    README's component table, which lists every registered component, is not affected)."""
     from mmpref.reward_models import register_procedural
 
+    monkeypatch.setattr(REWARD_MODELS, "_entries", dict(REWARD_MODELS._entries))
     register_procedural("test_fragile_redness", _fragile, summary="test only: redness, fails on 'explode'",
                         needs_prompt=True)
+    return "test_fragile_redness"
 
 
 def shout_odd_samples(prompt: str, prompt_index: int, sample_index: int, seed: int) -> str:
@@ -114,8 +117,4 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def cli_command(*args: str) -> list[str]:
-    """`python -m mmpref ARGS` with this module imported first (its scorer and transform registered)."""
-    code = "import test_generate_support, sys; from mmpref.cli import main; sys.exit(main(sys.argv[1:]))"
-    return [sys.executable, "-c", code, *args]
 
