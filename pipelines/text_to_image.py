@@ -35,6 +35,12 @@ class TextToImagePairsConfig:
     output: OutputConfig = REQUIRED  # type: ignore[assignment]
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
+    def check(self) -> None:
+        if getattr(self.scorer.params, "standardize", None) == "running":
+            raise ValueError("scorer.standardize: running statistics make a score depend on what was scored "
+                             "before it, so resumed and multi-process runs would differ; use standardize: fixed "
+                             "(mean and std per member) or none.")
+
 
 def _open_scorer(config: TextToImagePairsConfig, device: torch.device) -> Any:
     from mmpref.reward_models.build import resolve_dtype

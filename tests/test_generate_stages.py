@@ -139,3 +139,16 @@ def test_run_directory_refuses_a_different_run_and_ignores_torn_shards(tmp_path)
     (rundir.data_dir / ".train-00001-of-00002.parquet.tmp-123").write_bytes(b"partial")
     assert rundir.clean_temporaries() == 1
     assert json.loads(rundir.manifest_path.read_text())["fingerprint"]
+
+
+def test_generate_configs_refuse_order_dependent_scorers(tmp_path):
+    from mmpref.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("pipeline: text_to_image_pairs\nmodel: {path: m}\nprompts: {source: 'builtin:objects'}\n"
+                    "scorer: {name: composite, members: [{name: brightness}], standardize: running}\n"
+                    "output: {dir: out}\n")
+    with pytest.raises(ConfigError, match="scorer.standardize: running statistics"):
+        load_config(str(path), kind="pipeline")
+    run = load_config(str(path), ["scorer.standardize=none"], kind="pipeline")
+    assert run.config.scorer.name == "composite"
