@@ -44,6 +44,7 @@ def parse_args() -> argparse.Namespace:
 def baseline(model: Path, scorer_spec: object, prompts: list[str], samples: int, steps: int, seed: int) -> int:
     """The plain loop: one pipeline call per prompt, each image scored as it comes, best vs worst kept."""
     from diffusers import DiffusionPipeline
+
     from mmpref.pipelines.seeds import derive_seed
     from mmpref.pipelines.writer import encode_png
     from mmpref.reward_models import build_scorer
@@ -63,9 +64,8 @@ def baseline(model: Path, scorer_spec: object, prompts: list[str], samples: int,
 
 
 def mmpref_generate(model: Path, scorer_spec: object, out: Path, args: argparse.Namespace, seed: int) -> int:
-    from mmpref.pipelines.text_to_image import TextToImagePairsConfig, run
-
     from mmpref.config.schema import Where, build_dataclass
+    from mmpref.pipelines.text_to_image import TextToImagePairsConfig, run
 
     data = {
         "model": {"path": str(model)},
@@ -85,7 +85,6 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from mmpref.pipelines.prompt_sets import PROMPT_SETS
-
     from mmpref.testing.tiny import build_tiny_sd
 
     root = Path(tempfile.mkdtemp(prefix="bench_generate_"))

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
+
+from mmpref.errors import UserError
 from mmpref.pipelines.filters import FiltersConfig
 from mmpref.pipelines.pairing import PairingConfig
 from mmpref.pipelines.prompts import PromptList, PromptsConfig, load_prompts, resolve_transform
@@ -27,9 +30,6 @@ from mmpref.pipelines.settings import OutputConfig, RuntimeConfig
 from mmpref.pipelines.shards import RunDirectory
 from mmpref.pipelines.worker import ShardWorker
 from mmpref.pipelines.writer import write_pairs
-from tqdm.auto import tqdm
-
-from mmpref.errors import UserError
 
 
 @dataclass
@@ -194,6 +194,7 @@ def _run_spawned(factory: JobFactory, config: Any, run: _Run) -> None:
 def run_generation(factory: JobFactory, config: Any) -> dict[str, Any]:
     """`mmpref generate` for any pipeline: returns the summary (also written to summary.json)."""
     from accelerate import PartialState
+
     from mmpref.pipelines.report import finalize
 
     job = factory(config)

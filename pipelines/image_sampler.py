@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from mmpref.pipelines.sampling import SampleRequest, SampleResult, isolate_failures
 
 from mmpref.config import REQUIRED
 from mmpref.errors import ConfigError, UserError, did_you_mean
+from mmpref.pipelines.sampling import SampleRequest, SampleResult, isolate_failures
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmpref.pipelines.prompt_sets import PROMPT_SETS
-
 from mmpref.config import REQUIRED
 from mmpref.errors import ConfigError, DataError, did_you_mean
+from mmpref.pipelines.prompt_sets import PROMPT_SETS
 
 PromptTransform = Callable[[str, int, int, int], str]
 """(prompt, prompt_index, sample_index, seed) -> the text the model is conditioned on for that sample.

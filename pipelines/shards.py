@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mmpref.pipelines.writer import write_atomic
-
 from mmpref.errors import ConfigError
+from mmpref.pipelines.writer import write_atomic
 
 FORMAT = "mmpref-generate/1"
 

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from mmpref.config import REQUIRED, Component, component, to_plain
 from mmpref.pipelines.engine import Job, run_generation
 from mmpref.pipelines.filters import FiltersConfig
 from mmpref.pipelines.image_sampler import DiffusersImageSampler, ImageModelConfig, ImageSamplingConfig
 from mmpref.pipelines.pairing import PairingConfig
 from mmpref.pipelines.prompts import PromptsConfig
 from mmpref.pipelines.settings import OutputConfig, RuntimeConfig
-
-from mmpref.config import REQUIRED, Component, component, to_plain
 from mmpref.registry import PIPELINES
 
 NAME = "text_to_image_pairs"

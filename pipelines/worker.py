@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mmpref.errors import UserError
 from mmpref.pipelines.filters import FILTERS, FiltersConfig, filter_pairs
 from mmpref.pipelines.pairing import PairingConfig, form_pairs
 from mmpref.pipelines.prompts import Prompt, PromptTransform
@@ -19,8 +20,6 @@ from mmpref.pipelines.sampling import Sampler, SampleRequest
 from mmpref.pipelines.scoring import score_samples, scorer_label
 from mmpref.pipelines.seeds import derive_seed
 from mmpref.pipelines.writer import ENCODERS, sample_hash
-
-from mmpref.errors import UserError
 
 
 @dataclass

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import test_generate_support as support
 import torch
+
+from mmpref.cli import main
 from mmpref.pipelines.image_sampler import DiffusersImageSampler, ImageModelConfig, ImageSamplingConfig
 from mmpref.pipelines.sampling import SampleRequest
 from mmpref.pipelines.seeds import derive_seed
 from mmpref.pipelines.writer import decode_png
-
-from mmpref.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,7 @@ def _rows(out: Path) -> list[dict]:
 
 def test_pairs_are_well_formed_and_scores_are_the_scorers(reference):
     import datasets
+
     from mmpref.reward_models import build_scorer
 
     config, out, summary = reference

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import test_generate_support as support
+
 from mmpref.pipelines.shards import RunDirectory
 
 

@@ -6,14 +6,14 @@ import json
 import math
 
 import pytest
+
+from mmpref.errors import ConfigError, DataError
 from mmpref.pipelines.engine import assign_shards, plan_shards
 from mmpref.pipelines.filters import FILTERS, FiltersConfig, filter_pairs
 from mmpref.pipelines.pairing import PairingConfig, form_pairs
 from mmpref.pipelines.prompts import PromptsConfig, load_prompts, resolve_transform
 from mmpref.pipelines.seeds import derive_seed
 from mmpref.pipelines.shards import RunDirectory
-
-from mmpref.errors import ConfigError, DataError
 
 
 def test_seeds_depend_only_on_the_three_integers():

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from mmpref.reward_models import testing as tiny
 from PIL import Image
 
 from mmpref.commands import score as score_command
 from mmpref.errors import UserError
+from mmpref.reward_models import testing as tiny
 
 PROMPTS = ["a red cat", "two dogs", "a blue square", "a cat and a dog", "a table"]
 

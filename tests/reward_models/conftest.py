@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mmpref.reward_models import testing as tiny
 
 

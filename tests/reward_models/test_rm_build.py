@@ -7,11 +7,11 @@ import math
 
 import pytest
 import torch
-from mmpref.reward_models import build_scorer, procedural_scorer, register_procedural
 from rm_helpers import PROMPTS, smooth_images, to_pixels
 
 from mmpref.errors import UserError
 from mmpref.registry import REWARD_MODELS
+from mmpref.reward_models import build_scorer, procedural_scorer, register_procedural
 
 BUNDLED = {"pickscore", "hpsv2", "hpsv2.1", "clip_score", "aesthetic", "imagereward", "clap", "owlv2",
            "grounding_dino", "composite", "brightness"}

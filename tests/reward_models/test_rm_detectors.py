@@ -7,9 +7,10 @@ import math
 
 import pytest
 import torch
+from rm_helpers import smooth_images
+
 from mmpref.reward_models import Detection, ObjectPhrase, build_scorer, object_agreement, parse_objects
 from mmpref.reward_models.detection import DetectorScorer
-from rm_helpers import smooth_images
 
 
 @pytest.mark.parametrize(

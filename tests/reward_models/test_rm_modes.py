@@ -92,8 +92,9 @@ def test_inputs_may_be_uint8_arrays_or_pil(scorers):
 
 
 def test_torch_resize_matches_pil_resize_within_uint8_rounding():
-    from mmpref.reward_models.preprocess import clip_pil_transform, resize_shortest_center_crop
     from torchvision.transforms import functional as TF
+
+    from mmpref.reward_models.preprocess import clip_pil_transform, resize_shortest_center_crop
 
     image = smooth_images(1, 90, 130, seed=4)[0]
     pil_path = clip_pil_transform(image, 32)

@@ -9,9 +9,10 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmpref.reward_models import build_scorer
 from rm_helpers import PROMPTS, smooth_images
 from torchvision.transforms import functional as TF
+
+from mmpref.reward_models import build_scorer
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
