@@ -109,9 +109,18 @@ def test_tiny_detectors_return_well_formed_detections(request, which):
     agreement = detector.score(images, prompts)
     assert agreement.shape == (3,) and ((agreement >= 0) & (agreement <= 1)).all()
     # a higher threshold keeps a subset of the boxes, all at or above it
-    cut = sorted(d.score for d in results[2])[len(results[2]) // 2]
+    # (the cut sits between two distinct scores, and boxes match within float tolerance: a single-image
+    # call may differ from the batched one in the last bits)
+    ranked = sorted({round(d.score, 4) for d in results[2]}, reverse=True)
+    cut = (ranked[len(ranked) // 2 - 1] + ranked[len(ranked) // 2]) / 2 if len(ranked) > 1 else ranked[0] - 1e-3
     strict = build_scorer({"name": which, "weights": directory, "threshold": cut}).detect(images[2:], prompts[2:])[0]
-    assert strict and set(strict) <= set(results[2]) and all(d.score >= cut for d in strict)
+    assert strict and all(d.score >= cut for d in strict)
+
+    def close(a, b) -> bool:
+        return a.label == b.label and all(abs(x - y) < 1e-3 for x, y in zip(a.box + (a.score,), b.box + (b.score,)))
+
+    assert all(any(close(d, ref) for ref in results[2]) for d in strict)
+    assert len(strict) < len(results[2]) or len(ranked) == 1
 
 
 def test_object_phrase_is_a_tuple_with_exactness():
