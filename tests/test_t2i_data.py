@@ -18,16 +18,6 @@ from mmpref.errors import DataError
 from mmpref.testing.data import pickapic_rows, write_pairs_folder, write_pickapic_parquet
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models run fastest on one thread, and far faster than two on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-
 def scan_file(path, ties="drop", max_bad=0.5, schema="auto"):
     source = open_source(str(path))
     name = detect_schema(source.dataset.column_names, schema, str(path))

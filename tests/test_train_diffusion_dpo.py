@@ -22,16 +22,6 @@ from mmpref.training.guard import TrainingDiverged
 from mmpref.training.tracking import read_metrics
 from mmpref.training.trainer import PreferenceTrainer, step_seed
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models run fastest on one thread, and far faster than two on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 LOG2 = math.log(2.0)
 
 
