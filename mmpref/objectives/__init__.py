@@ -11,6 +11,7 @@ from mmpref.objectives import (  # noqa: F401
     npo,  # npo
     pairwise,  # dpo ipo hinge cdpo rdpo rpo soft_dpo lcpo
     reference_free,  # simpo cpo
+    sft,  # sft
 )
 from mmpref.objectives.base import Objective, ObjectiveOutput, PairwiseInputs, UnpairedInputs
 from mmpref.objectives.factory import build_objective

@@ -78,6 +78,7 @@ class TrainingSettings:
     max_steps: int = 2000  # optimiser steps
     batch_size: int = 1  # pairs (or single samples) per device per micro-batch
     gradient_accumulation_steps: int = 1  # micro-batches per optimiser step
+    sft_epochs: int = 0  # first epochs train objective `sft` (chosen samples' NLL, no reference) before the objective; Tango 2: 1
     mixed_precision: Literal["no", "fp16", "bf16", False] = "no"  # frozen parts run in this dtype; trainable weights stay fp32
     device: Literal["auto", "cpu"] = "auto"  # auto: the launch's accelerator (CUDA when present); cpu: force CPU (gloo when launched with several processes)
     seed: int = 0
@@ -93,6 +94,8 @@ class TrainingSettings:
         for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.sft_epochs < 0:
+            raise ValueError(f"sft_epochs must be >= 0, got {self.sft_epochs}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.checkpoints_to_keep is not None and self.checkpoints_to_keep < 1:

@@ -18,9 +18,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from mmpref.adapters.base import Encoded
 from mmpref.config import to_plain
 from mmpref.errors import DataError, UserError
-from mmpref.objectives.base import ObjectiveOutput, PairwiseInputs, UnpairedInputs
+from mmpref.objectives.base import Objective, ObjectiveOutput, PairwiseInputs, UnpairedInputs
 from mmpref.training.checkpoint import STATE_FILE, Checkpoints, read_json, write_json
 from mmpref.training.config import PreferenceTrainConfig
 from mmpref.training.faults import maybe_crash
@@ -100,6 +101,11 @@ class PreferenceTrainer:
         set_seed(cfg.training.seed)
         self.weight_dtype = weight_dtype(cfg)
         self.objective = cfg.objective.build().to(acc.device)
+        self.sft: Objective | None = None
+        if cfg.training.sft_epochs:
+            from mmpref.objectives import build_objective
+
+            self.sft = build_objective("sft").to(acc.device)
         self.adapter = cfg.model.adapter.build()
         dataset, self.report = build_dataset(cfg, self.adapter, self.objective, acc, log=self.log)
         self.adapter.load(acc.device, self.weight_dtype)
@@ -137,6 +143,8 @@ class PreferenceTrainer:
             f"{sum(p.numel() for p in params):,} trainable parameters ({cfg.model.finetune}); "
             f"lr {self.optimizer.param_groups[0]['lr']:.3g}; device {acc.device}; mixed precision {acc.mixed_precision}"
         )
+        if self.sft is not None:
+            self.log(f"stages: objective sft for epochs 0-{t.sft_epochs - 1}, then {cfg.objective.name}")
         return self
 
     def _setup_model(self) -> None:
@@ -231,21 +239,31 @@ class PreferenceTrainer:
         self.log(f"resumed from {path} at step {self.state.step}")
 
     # ---- the loop ------------------------------------------------------------------------------
-    def forward(self, batch: dict[str, Any], micro_step: int) -> ObjectiveOutput:
+    def objective_at(self, epoch: int) -> Objective:
+        """The objective of an epoch: `sft` during the first `training.sft_epochs`, the configured one after."""
+        return self.sft if self.sft is not None and epoch < self.config.training.sft_epochs else self.objective
+
+    def forward(self, batch: dict[str, Any], micro_step: int, epoch: int | None = None) -> ObjectiveOutput:
         """Loss and metrics of one micro-batch (also used by tests to recompute a step independently)."""
         acc, adapter = self.accelerator, self.adapter
+        objective = self.objective_at(self.state.epoch if epoch is None else epoch)
         generator = torch.Generator(acc.device).manual_seed(step_seed(self.config.training.seed, micro_step,
                                                                       acc.process_index))
         encoded = adapter.encode(batch, generator)
+        if getattr(objective, "desirable_only", False) and encoded.group_size == 2:
+            b = encoded.groups  # group-major: the first B samples are the chosen ones
+            encoded = Encoded(samples=encoded.samples[:b], cond={k: v[:b] for k, v in encoded.cond.items()},
+                              group_size=1)
+            batch = {**batch, "desirable": batch["desirable"][:, :1]}
         draw = adapter.draw(encoded, generator)
         reference = None
-        if self.objective.needs_reference:
+        if objective.needs_reference:
             with torch.no_grad(), self.reference() as ref_module, acc.autocast():
                 reference = adapter.log_likelihood(ref_module, encoded, draw)
         with acc.autocast():
             policy = adapter.log_likelihood(self.model, encoded, draw)
-        inputs = make_inputs(policy, reference, encoded.group_size, batch, self.objective.paired, self.soft_targets)
-        return self.objective(inputs)
+        inputs = make_inputs(policy, reference, encoded.group_size, batch, objective.paired, self.soft_targets)
+        return objective(inputs)
 
     def fit(self) -> dict[str, Any]:
         acc, cfg, s = self.accelerator, self.config, self.state
@@ -280,6 +298,8 @@ class PreferenceTrainer:
             else:
                 s.epoch += 1
                 s.position = 0
+                if self.sft is not None and s.epoch == t.sft_epochs:
+                    self.log(f"epoch {s.epoch}: SFT stage done at step {s.step}; training {cfg.objective.name} from here")
         bar.close()
         return self.finish()
 
