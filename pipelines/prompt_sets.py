@@ -32,3 +32,7 @@ def _counting() -> list[str]:
 
 PROMPT_SETS: dict[str, Callable[[], list[str]]] = {"objects": _objects, "counting": _counting}
 """Built-in prompt set name -> builder."""
+
+from mmpref.demo.prompt_sets import SHAPES_PROMPT_SETS  # noqa: E402  isort: skip
+
+PROMPT_SETS.update(SHAPES_PROMPT_SETS)  # builtin:shapes_train, builtin:shapes_heldout (the shapes world)

@@ -4,16 +4,62 @@ from __future__ import annotations
 
 import argparse
 
-from mmpref.errors import NotAvailableYet
+from mmpref.config import apply_overrides
+
+EPILOG = """\
+models (the first is the reference of gains and win rates):
+  NAME=PIPELINE_DIR        a diffusers pipeline directory (a base, or `mmpref train` with finetune: full)
+  NAME=LORA_DIR            a LoRA output of `mmpref train` (its base read from LORA_DIR/config.yaml)
+  NAME=LORA_DIR@BASE_DIR   a LoRA on an explicit base pipeline
+  shapes_base              the shipped shapes-world base model
+
+example:
+  mmpref eval base=shapes_base aligned=mmpref-demo/dpo --prompts builtin:shapes_heldout --seeds 4 --out eval
+  mmpref eval base=shapes_base aligned=outputs/shapes_ipo --set steps=30 accuracy.threshold=0.9
+"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("eval", help="compare models on held-out prompts (not available yet)")
-    parser.add_argument("args", nargs=argparse.REMAINDER)
+    parser = sub.add_parser(
+        "eval",
+        help="compare models on held-out prompts: scores with 95% CIs, win rates, report.html",
+        description="Generate every model on the same prompts with the same seeds, score the samples with "
+        "registered reward models, and write report.json, report.html and image grids to --out. CIs are "
+        "seeded percentile bootstraps over prompts.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("models", nargs="+", metavar="MODEL", help="NAME=PATH, NAME=LORA_DIR@BASE or a path")
+    parser.add_argument("--prompts", default=None, help="builtin:NAME, a text file or a data file (default "
+                        "builtin:shapes_heldout)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N prompts")
+    parser.add_argument("--seeds", type=int, default=None, help="samples per prompt and model (default 4)")
+    parser.add_argument("--scorers", default=None, help="comma-separated reward models (default shapes_truth)")
+    parser.add_argument("--out", default=None, help="output directory (default ./mmpref-eval)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="any other setting (seed, steps, guidance_scale, batch_size, resamples, "
+                        "win_rate_scorer, accuracy.scorer, accuracy.threshold, grid_prompts, save_images, device)")
+
+
+def settings_from_args(args: argparse.Namespace):  # noqa: ANN201 - EvalSettings, imported lazily
+    from mmpref.evaluation.engine import build_settings, parse_model
+
+    data: dict = {"models": [parse_model(s, i) for i, s in enumerate(args.models)]}
+    for key, value in (("prompts", args.prompts), ("limit", args.limit), ("seeds_per_prompt", args.seeds),
+                       ("out", args.out)):
+        if value is not None:
+            data[key] = value
+    if args.scorers:
+        data["scorers"] = [s.strip() for s in args.scorers.split(",") if s.strip()]
+    data = apply_overrides(data, list(args.set), "mmpref eval --set")
+    return build_settings(data, "mmpref eval")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotAvailableYet(
-        "`mmpref eval` is not available in this version yet; it arrives with the shapes world "
-        "(see README, 'Status'). Score images meanwhile with `mmpref score`."
-    )
+    from mmpref.evaluation.engine import evaluate, format_table
+
+    settings = settings_from_args(args)
+    report = evaluate(settings)
+    print(format_table(report))
+    print(f"wrote {settings.out}/report.json, report.html and grids ({report['seconds']:.0f} s)")
+    return 0

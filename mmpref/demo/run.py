@@ -1,0 +1,224 @@
+"""The demo: align the shipped shapes-world base with Diffusion-DPO on a CPU and measure the gain.
+
+Three stages, each the same code path as its command:
+1. `mmpref generate shapes_demo_generate`: sample the base on the training prompts, score the samples
+   (ground truth or a detector, as the config says), pair best vs worst -> OUT/pairs;
+2. `mmpref train shapes_dpo`: Diffusion-DPO LoRA on those pairs -> OUT/aligned (LoRA + config.yaml);
+3. `mmpref eval`: base vs aligned on the held-out prompts (scenes never trained on), the same seeds for
+   both, ground-truth accuracy and scores with 95 % bootstrap CIs and the paired win rate -> OUT/report.*
+
+OUT/report.json carries the headline figures: base.accuracy, aligned.accuracy, gain (aligned - base
+accuracy), gain_ci95, win_rate (ground-truth score, aligned vs base), seconds; plus the full eval
+report, the resolved configs and each stage's time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmpref.config import apply_overrides, load_config, to_plain
+from mmpref.errors import ConfigError, UserError
+
+DEFAULT_GENERATE = "shapes_demo_generate"
+DEFAULT_TRAIN = "shapes_dpo"
+STAGES = ("generate", "train", "eval")
+# The demo's evaluation: every held-out prompt, 4 seeds, the ground truth and both detectors.
+DEFAULT_EVAL: dict[str, Any] = {
+    "prompts": "builtin:shapes_heldout",
+    "seeds_per_prompt": 4,
+    "seed": 1234,
+    "scorers": ["shapes_truth", "shapes_color_blobs", "shapes_shape_detector"],
+    "win_rate_scorer": "shapes_truth",
+    "accuracy": {"scorer": "shapes_truth", "threshold": 1.0},
+    "steps": 20,
+    "guidance_scale": 4.0,
+    "batch_size": 64,
+}
+TARGETS = {"seconds_max": 600, "gain_min": 0.10, "gain_ci95_low_above": 0.0, "win_rate_min": 0.60}
+
+
+@dataclass
+class DemoSettings:
+    out: str = "mmpref-demo"
+    generate_config: str = DEFAULT_GENERATE
+    train_config: str = DEFAULT_TRAIN
+    overrides: list[str] = field(default_factory=list)  # generate.KEY=V, train.KEY=V, eval.KEY=V
+    threads: int | None = None  # torch CPU threads for every stage (null: torch's default)
+    fresh: bool = False  # delete OUT/pairs and OUT/aligned first (a changed config cannot resume old pairs)
+
+
+def split_overrides(overrides: list[str]) -> dict[str, list[str]]:
+    """`generate.sampling.steps=10` -> {"generate": ["sampling.steps=10"]}; the stage prefix is required."""
+    out: dict[str, list[str]] = {s: [] for s in STAGES}
+    for item in overrides:
+        stage, dot, rest = item.partition(".")
+        if stage not in out or not dot or "=" not in rest:
+            raise ConfigError(f"demo override '{item}': write STAGE.KEY.PATH=VALUE with STAGE one of "
+                              f"{', '.join(STAGES)} (e.g. train.training.max_steps=500, eval.seeds_per_prompt=8).")
+        out[stage].append(rest)
+    return out
+
+
+def _resolve_base(path: str) -> str:
+    """The shipped base wherever mmpref is installed, when a config names it by its repository path."""
+    from mmpref.sandbox.shapes.base import shapes_base_path
+
+    p = Path(path)
+    if path == "shapes_base" or (not p.exists() and p.as_posix().rstrip("/").endswith("sandbox/assets/shapes_base")):
+        return str(shapes_base_path())
+    return path
+
+
+def load_stage_configs(settings: DemoSettings) -> tuple[Any, Any, dict[str, Any]]:
+    """The validated generate and train configs and the eval settings data, with the demo's paths."""
+    import mmpref.sandbox.shapes.scorers  # noqa: F401  registers shapes_truth and the detectors
+
+    from mmpref.evaluation.engine import build_settings
+
+    stage = split_overrides(settings.overrides)
+    out = Path(settings.out)
+    generate = load_config(settings.generate_config, stage["generate"], kind="pipeline")
+    train = load_config(settings.train_config, stage["train"], kind="method")
+    gcfg, tcfg = generate.config, train.config
+    gcfg.model.path = _resolve_base(gcfg.model.path)
+    gcfg.output.dir = str(out / "pairs")
+    tcfg.model.adapter.params.pretrained = _resolve_base(tcfg.model.adapter.params.pretrained)
+    tcfg.data.source = str(out / "pairs")
+    tcfg.output_dir = str(out / "aligned")
+    if settings.threads:
+        gcfg.runtime.threads = settings.threads
+    eval_data = apply_overrides({**DEFAULT_EVAL, "models": [
+        {"name": "base", "path": tcfg.model.adapter.params.pretrained},
+        {"name": "aligned", "path": str(out / "aligned")},
+    ], "out": str(out)}, stage["eval"], "demo eval")
+    build_settings(eval_data, "demo eval")  # validate before any stage runs
+    return generate, train, eval_data
+
+
+def headline(report: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The demo's figures from an eval report whose first model is the base and second the aligned one."""
+    base, aligned = report["models"][0], report["models"][1]
+    v = aligned["vs_first"]
+
+    def model_figures(m: dict[str, Any]) -> dict[str, Any]:
+        return {"accuracy": m["metrics"]["accuracy"]["mean"], "accuracy_ci95": m["metrics"]["accuracy"]["ci95"],
+                "score": m["metrics"]["shapes_truth"]["mean"], "score_ci95": m["metrics"]["shapes_truth"]["ci95"],
+                "accuracy_by_form": m.get("accuracy_by_form", {})}
+
+    out = {
+        "base": model_figures(base),
+        "aligned": model_figures(aligned),
+        "gain": v["gain"]["accuracy"]["diff"],
+        "gain_ci95": v["gain"]["accuracy"]["ci95"],
+        "score_gain": v["gain"]["shapes_truth"]["diff"],
+        "score_gain_ci95": v["gain"]["shapes_truth"]["ci95"],
+        "win_rate": v["win_rate"],
+        "win_rate_ci95": v["win_rate_ci95"],
+        "wins": v["wins"], "losses": v["losses"], "ties": v["ties"], "tie_share": v["tie_share"],
+        "seconds": round(seconds, 1),
+    }
+    out["targets"] = {
+        **TARGETS,
+        "met": bool(out["seconds"] <= TARGETS["seconds_max"] and out["gain"] >= TARGETS["gain_min"]
+                    and out["gain_ci95"][0] > TARGETS["gain_ci95_low_above"]
+                    and out["win_rate"] >= TARGETS["win_rate_min"]),
+    }
+    return out
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    b, a = result["base"], result["aligned"]
+    lo, hi = result["gain_ci95"]
+    wlo, whi = result["win_rate_ci95"]
+    n = result["eval"]["prompts"]["count"]
+    k = result["eval"]["seeds_per_prompt"]
+    rows = [
+        f"held-out prompts: {n} x {k} seeds (scenes never seen in training), ground-truth reward",
+        f"{'':10}{'accuracy':>24}{'score':>24}",
+        f"{'base':10}{b['accuracy']:>8.3f} [{b['accuracy_ci95'][0]:.3f}, {b['accuracy_ci95'][1]:.3f}]"
+        f"{b['score']:>8.3f} [{b['score_ci95'][0]:.3f}, {b['score_ci95'][1]:.3f}]",
+        f"{'aligned':10}{a['accuracy']:>8.3f} [{a['accuracy_ci95'][0]:.3f}, {a['accuracy_ci95'][1]:.3f}]"
+        f"{a['score']:>8.3f} [{a['score_ci95'][0]:.3f}, {a['score_ci95'][1]:.3f}]",
+        f"gain      {result['gain']:+.3f}  95% CI [{lo:+.3f}, {hi:+.3f}]",
+        f"win rate  {result['win_rate']:.3f}  95% CI [{wlo:.3f}, {whi:.3f}]  (aligned vs base, ground-truth score; "
+        f"{result['wins']} wins / {result['losses']} losses / {result['ties']} ties)",
+        f"time      {result['seconds']:.0f} s (generate {result['stage_seconds']['generate']:.0f}, train "
+        f"{result['stage_seconds']['train']:.0f}, eval {result['stage_seconds']['eval']:.0f})",
+        f"targets   {'met' if result['targets']['met'] else 'NOT met'}: gain >= 0.10 with CI low > 0, win rate >= 0.60, "
+        "<= 600 s",
+    ]
+    return "\n".join(rows)
+
+
+def run_demo(settings: DemoSettings, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Generate -> train -> eval; returns the report (also OUT/report.json)."""
+    import torch
+
+    from mmpref.evaluation.engine import build_settings, evaluate
+
+    start = time.time()
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    out = Path(settings.out)
+    if settings.fresh:
+        for sub in ("pairs", "aligned"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    generate, train, eval_data = load_stage_configs(settings)
+    seconds: dict[str, float] = {}
+
+    log(f"[1/3] generate: {generate.path.name} -> {generate.config.output.dir} (scorer "
+        f"{generate.config.scorer.name}, {generate.config.sampling.samples_per_prompt} samples per prompt)")
+    t0 = time.time()
+    gen_summary = generate.entry.obj(generate.config)
+    seconds["generate"] = round(time.time() - t0, 1)
+    if not gen_summary["pairs"]["kept"]:
+        raise UserError(f"demo: the generate stage kept no pair ({gen_summary['pairs']['candidates']} candidates, "
+                        f"dropped {gen_summary['pairs']['dropped']}); use more prompts or samples per prompt "
+                        "(generate.prompts.limit, generate.sampling.samples_per_prompt) or a lower generate.filters.min_margin.")
+    log(f"[1/3] generate: {gen_summary['pairs']['kept']} pairs from {gen_summary['prompts']['used']} prompts "
+        f"({seconds['generate']:.0f} s)")
+
+    log(f"[2/3] train: {train.path.name} (objective {train.config.objective.name}, "
+        f"{train.config.training.max_steps} steps) -> {train.config.output_dir}")
+    t0 = time.time()
+    train_result = train.entry.obj(train.config)
+    seconds["train"] = round(time.time() - t0, 1)
+    log(f"[2/3] train: done ({seconds['train']:.0f} s)")
+
+    eval_settings = build_settings(eval_data, "demo eval")
+    log(f"[3/3] eval: base vs aligned on {eval_settings.prompts}, {eval_settings.seeds_per_prompt} seeds per prompt")
+    t0 = time.time()
+
+    def decorate(report: dict[str, Any]) -> None:
+        seconds["eval"] = round(time.time() - t0, 1)
+        figures = headline(report, time.time() - start)
+        eval_report = dict(report)
+        report.clear()
+        report.update({"title": "mmpref demo: Diffusion-DPO on the shapes world", **figures,
+                       "stage_seconds": dict(seconds), "eval": eval_report, "files": eval_report.pop("files")})
+        report.update({
+            "pairs": {k: gen_summary[k] for k in ("prompts", "samples", "pairs", "scorer", "scores", "margins")
+                      if k in gen_summary},
+            "train": {k: train_result.get(k) for k in ("steps", "losses", "output")},
+            "configs": {"generate": {"pipeline": generate.name, **to_plain(generate.config)},
+                        "train": {"method": train.name, **to_plain(train.config)}},
+            "headline": {
+                "base accuracy": f"{figures['base']['accuracy']:.3f} {_fmt(figures['base']['accuracy_ci95'])}",
+                "aligned accuracy": f"{figures['aligned']['accuracy']:.3f} {_fmt(figures['aligned']['accuracy_ci95'])}",
+                "gain": f"{figures['gain']:+.3f} {_fmt(figures['gain_ci95'])}",
+                "win rate (ground truth)": f"{figures['win_rate']:.3f} {_fmt(figures['win_rate_ci95'])}",
+                "seconds": f"{figures['seconds']:.0f}",
+                "targets met": str(figures["targets"]["met"]),
+            },
+        })
+
+    return evaluate(eval_settings, log=log, decorate=decorate)
+
+
+def _fmt(ci: list[float]) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"

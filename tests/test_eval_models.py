@@ -1,0 +1,93 @@
+"""`mmpref eval` on a base pipeline, a LoRA dir (base from its config.yaml or explicit) and a full pipeline dir."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from mmpref.cli import main
+from mmpref.evaluation.engine import EvalModel, EvalSettings, describe_model, evaluate
+from mmpref.testing.tiny import build_tiny_sd
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    root = tmp_path_factory.mktemp("eval_models")
+    base = build_tiny_sd(root / "base", "sd")
+    full = root / "full"
+    shutil.copytree(base, full)  # a "fine-tuned" pipeline directory (same weights: every comparison a tie)
+    lora = root / "lora"
+    lora.mkdir()
+    pipe = StableDiffusionPipeline.from_pretrained(str(base))
+    torch.manual_seed(0)
+    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))
+    StableDiffusionPipeline.save_lora_weights(str(lora), unet_lora_layers={k: v * 20 for k, v in layers.items()})
+    (lora / "config.yaml").write_text(yaml.safe_dump({"method": "preference", "model": {
+        "adapter": {"name": "text_to_image", "pretrained": str(base)}, "finetune": "lora"}}))
+    prompts = root / "prompts.txt"
+    prompts.write_text("a red circle\ntwo blue squares\na green triangle\n")
+    return {"base": base, "full": full, "lora": lora, "prompts": prompts, "root": root}
+
+
+def test_kinds_and_bases(models):
+    assert describe_model(EvalModel("b", str(models["base"])))["kind"] == "pipeline"
+    lora = describe_model(EvalModel("l", str(models["lora"])))
+    assert lora == {"kind": "lora", "path": str(models["lora"]), "base": str(models["base"])}
+    assert describe_model(EvalModel("l", str(models["lora"]), base=str(models["full"])))["base"] == str(models["full"])
+
+
+def test_eval_base_lora_and_full_pipeline(models):
+    out = models["root"] / "report"
+    settings = EvalSettings(
+        models=[EvalModel("base", str(models["base"])), EvalModel("lora", str(models["lora"])),
+                EvalModel("full", str(models["full"])),
+                EvalModel("lora_explicit", str(models["lora"]), base=str(models["base"]))],
+        prompts=str(models["prompts"]), seeds_per_prompt=2, scorers=["brightness"], steps=2, guidance_scale=1.0,
+        batch_size=4, resamples=200, grid_prompts=3, out=str(out), save_images=True,
+    )
+    logs: list[str] = []
+    report = evaluate(settings, log=logs.append)
+    base, lora, full, explicit = report["models"]
+    assert report["accuracy"] is None and "accuracy" not in base["metrics"]  # no ground truth among the scorers
+    # the full-pipeline copy has the base's weights: identical images, all ties
+    assert full["vs_first"]["tie_share"] == 1.0 and np.isnan(full["vs_first"]["win_rate"])
+    # the LoRA changes the images; given explicitly or read from config.yaml it is the same model
+    assert lora["vs_first"]["tie_share"] < 1.0 and lora["metrics"] == explicit["metrics"]
+    assert lora["kind"] == "lora" and lora["base"] == str(models["base"])
+    for name in ("report.json", "report.html", "grid_comparison.png", "grid_base.png", "grid_lora.png", "samples.jsonl"):
+        assert (out / name).stat().st_size > 0, name
+    assert json.loads((out / "report.json").read_text())["models"][1]["name"] == "lora"
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 * 3 * 2 and {"model", "prompt", "seed", "brightness"} <= set(rows[0])
+    seeds = {(r["prompt_row"], r["sample"]): r["seed"] for r in rows if r["model"] == "base"}
+    assert all(seeds[(r["prompt_row"], r["sample"])] == r["seed"] for r in rows)  # same seeds for every model
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 1 + 3 * 4  # the chart + 3 prompts x 4 models
+    assert "http" not in html.replace("http-equiv", "")  # self-contained
+    assert len(list((out / "images" / "lora").glob("*.png"))) == 6
+
+
+def test_eval_cli_and_user_errors(models, capsys):
+    out = models["root"] / "cli"
+    code = main(["eval", f"base={models['base']}", f"lora={models['lora']}", "--prompts", str(models["prompts"]),
+                 "--seeds", "1", "--scorers", "brightness", "--out", str(out),
+                 "--set", "steps=1", "resamples=100", "guidance_scale=1.0"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "win rate (brightness)" in captured.out and (out / "report.html").exists()
+    code = main(["eval", f"x={models['root']}", "--scorers", "brightness", "--out", str(out)])
+    assert code == 2 and "neither a diffusers pipeline directory" in capsys.readouterr().err
+    code = main(["eval", f"a={models['base']}", "--set", "seeds_per_prompt=0"])
+    assert code == 2 and "seeds_per_prompt" in capsys.readouterr().err
