@@ -49,6 +49,11 @@ class Job:
     open_sampler: Callable[[torch.device], Sampler]
     open_scorer: Callable[[torch.device], Any]
     plugin_modules: tuple[str, ...] = ()  # modules that register the job's components (re-imported by workers)
+    # Optional hooks for pipelines whose shards are not ShardWorker's (text-to-audio: strategies, several scorers):
+    open_worker: Callable[[Sampler, Any], Any] | None = None  # (sampler, scorer) -> object with run() and scorer_name
+    write_rows: Callable[[list[dict[str, Any]], Any], int] | None = None  # (rows, path) -> bytes; default write_pairs
+    contact_sheet: Callable[[list[dict[str, Any]], Any], None] | None = None  # (rows, path); default: PNG pairs
+    finish: Callable[[Any, list[dict[str, Any]], dict[str, Any]], None] | None = None  # (rundir, records, summary)
 
 
 JobFactory = Callable[[Any], Job]
@@ -116,9 +121,13 @@ def run_worker(run: _Run, rank: int, world: int, device: torch.device | None = N
     if not todo:
         return 0
     scorer = job.open_scorer(device)  # first: a missing scorer checkpoint fails before a large model loads
-    worker = ShardWorker(job.open_sampler(device), scorer, samples_per_prompt=job.samples_per_prompt,
-                         seed=job.seed, batch_size=job.runtime.batch_size, pairing=job.pairing,
-                         filters=job.filters, transform=resolve_transform(job.prompts.transform))
+    if job.open_worker is not None:
+        worker = job.open_worker(job.open_sampler(device), scorer)
+    else:
+        worker = ShardWorker(job.open_sampler(device), scorer, samples_per_prompt=job.samples_per_prompt,
+                             seed=job.seed, batch_size=job.runtime.batch_size, pairing=job.pairing,
+                             filters=job.filters, transform=resolve_transform(job.prompts.transform))
+    write = job.write_rows or write_pairs
     desc = "generate" if world == 1 else f"generate [{rank + 1}/{world}]"
     with tqdm(total=total, initial=done, unit="prompt", desc=desc, disable=not job.runtime.progress,
               position=rank if world > 1 else None, dynamic_ncols=True, smoothing=0.1) as bar:
@@ -126,7 +135,7 @@ def run_worker(run: _Run, rank: int, world: int, device: torch.device | None = N
             started = time.perf_counter()
             prompts = [run.prompts.prompts[i] for i in run.shards[k]]
             result = worker.run(prompts, on_prompt_done=bar.update)
-            size = write_pairs(result.rows, rundir.shard_file(k))
+            size = write(result.rows, rundir.shard_file(k))
             rundir.write_record(k, {
                 "shard": k, "file": str(rundir.shard_file(k).relative_to(rundir.root)), "bytes": size,
                 "rows": len(result.rows), "scorer": worker.scorer_name, "prompt_indices": [p.index for p in prompts],

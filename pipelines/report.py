@@ -35,7 +35,9 @@ def build_summary(records: Sequence[dict[str, Any]], prompts: PromptList, pipeli
     samples = [s for r in records for s in r["samples"]]
     failures = [s for s in samples if s.get("reason")]
     scores = [float(s["score"]) for s in samples if s.get("score") is not None]
-    dropped = {name: sum(int(r["dropped"].get(name, 0)) for r in records) for name in FILTERS}
+    names = list(FILTERS) if not records or all(n in FILTERS for r in records for n in r["dropped"]) else \
+        list(dict.fromkeys(n for r in records for n in r["dropped"]))  # a pipeline's own filters (text-to-audio)
+    dropped = {name: sum(int(r["dropped"].get(name, 0)) for r in records) for name in names}
     candidates = sum(int(r["candidates"]) for r in records)
     kept = sum(int(r["rows"]) for r in records)
     seconds = sum(float(r["seconds"]) for r in records)
@@ -126,10 +128,12 @@ def finalize(rundir: RunDirectory, prompts: PromptList, job: Any, content: dict[
         if want > 0 and margin:
             sample_rows.extend(pq.read_table(f).slice(0, want).to_pylist())
     summary = build_summary(records, prompts, job.pipeline, scorer, margins)  # type: ignore[arg-type]
+    if getattr(job, "finish", None) is not None:
+        job.finish(rundir, records, summary)  # the pipeline's own report sections and plots
     (rundir.root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     scores = [float(s["score"]) for r in records for s in r["samples"] if s.get("score") is not None]  # type: ignore[index]
     plot_distributions(scores, margins, rundir.root / "score_distributions.png", scorer)
-    contact_sheet(sample_rows, rundir.root / "contact_sheet.png")
+    (getattr(job, "contact_sheet", None) or contact_sheet)(sample_rows, rundir.root / "contact_sheet.png")
     rundir.write_manifest(job.pipeline, content, list(range(rundir.total_shards)), status="complete",
                           rows=summary["pairs"]["kept"])
     return summary

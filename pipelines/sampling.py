@@ -19,6 +19,7 @@ class SampleRequest:
     seed: int  # derive_seed(global seed, prompt_index, sample_index)
     prompt: str  # the prompt as written; pairs and scorers use it
     condition: str  # what the model is conditioned on (the prompt after the optional transform)
+    steps: int | None = None  # denoising steps of this sample (None: the sampling config's; audio sampler)
 
 
 @dataclass
