@@ -133,7 +133,9 @@ class TextToAudioAdapter(DiffusionAdapter):
             )
         self.device, self.weight_dtype = torch.device(device), weight_dtype
         frozen_dtype = torch.float32 if p.vae_dtype == "float32" else weight_dtype
-        pipe.text_encoder = _to(pipe.text_encoder.requires_grad_(False).eval(), self.device, weight_dtype)
+        # T5 (FLAN-T5 included) overflows in fp16; it stays fp32 then (bf16 is fine).
+        text_dtype = torch.float32 if weight_dtype == torch.float16 else weight_dtype
+        pipe.text_encoder = _to(pipe.text_encoder.requires_grad_(False).eval(), self.device, text_dtype)
         pipe.vae = _to(pipe.vae.requires_grad_(False).eval(), self.device, frozen_dtype)
         pipe.vocoder = _to(pipe.vocoder.requires_grad_(False).eval(), self.device, frozen_dtype)
         self.unet = pipe.unet.to(self.device).train()
