@@ -251,3 +251,17 @@ def test_bundled_tango2_recipe_validates(capsys):
     assert (o.lr, o.scheduler, o.warmup_steps, t.sft_epochs) == (9.6e-7, "linear", 200, 1)
     assert t.batch_size * t.gradient_accumulation_steps == 32
     assert Path(run.path).read_text().startswith("# Tango 2 recipe:")
+
+
+def test_sft_objective_is_the_mean_nll_of_desirable_samples():
+    from mmpref.objectives import UnpairedInputs, build_objective
+
+    sft = build_objective("sft")
+    assert not sft.paired and not sft.needs_reference and sft.desirable_only
+    policy = torch.tensor([-1.0, -3.0, -10.0, -20.0], requires_grad=True)
+    out = sft(UnpairedInputs(policy=policy, reference=None, desirable=torch.tensor([True, True, False, False])))
+    assert out.loss.item() == pytest.approx(2.0) and out.metrics["nll_loss"].item() == pytest.approx(2.0)
+    out.loss.backward()
+    assert policy.grad.tolist() == [-0.5, -0.5, 0.0, 0.0]
+    none = sft(UnpairedInputs(policy=policy, reference=None, desirable=torch.zeros(4, dtype=torch.bool)))
+    assert none.loss.item() == 0.0  # a batch without desirable samples trains nothing (and is not NaN)
