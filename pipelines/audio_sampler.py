@@ -168,13 +168,13 @@ class DiffusersAudioSampler:
         return results
 
 
-def encode_wav(waveform: Any, sample_rate: int = 16000) -> bytes:
-    """16-bit PCM WAV bytes of a mono float waveform (clipped to [-1, 1]; deterministic)."""
+def encode_wav(waveform: Any, sample_rate: int = 16000, subtype: str = "PCM_16") -> bytes:
+    """WAV bytes (16-bit PCM by default; FLOAT is lossless) of a mono float waveform clipped to [-1, 1]; deterministic."""
     import soundfile as sf
 
     buffer = io.BytesIO()
     data = np.clip(np.asarray(waveform, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    sf.write(buffer, data, int(sample_rate), format="WAV", subtype="PCM_16")
+    sf.write(buffer, data, int(sample_rate), format="WAV", subtype=subtype)
     return buffer.getvalue()
 
 

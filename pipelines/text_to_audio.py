@@ -111,6 +111,7 @@ class TextToAudioPairsConfig:
     scorers: list[ScorerFilter] = REQUIRED  # type: ignore[assignment]  # the first ranks; each filters
     pairing: PairingConfig = field(default_factory=PairingConfig)
     dedup: bool = True  # drop pairs of identical clips and repeats of the same pair
+    wav_subtype: Literal["PCM_16", "PCM_24", "FLOAT"] = "PCM_16"  # WAV sample format of the stored clips (FLOAT: lossless)
     output: OutputConfig = REQUIRED  # type: ignore[assignment]
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
@@ -376,7 +377,7 @@ class AudioShardWorker:
         primary = self.scorer.labels[0]
 
         def audio(clip: _Clip) -> dict[str, Any]:
-            return {"bytes": encode_wav(clip.sample, self.sample_rate),
+            return {"bytes": encode_wav(clip.sample, self.sample_rate, self.config.wav_subtype),
                     "path": f"{prompt.index:06d}_{clip.request.sample_index:03d}.wav"}
 
         return {
@@ -474,7 +475,8 @@ def audio_contact_sheet(rows: Sequence[dict[str, Any]], path: Path) -> None:
     sheet.save(path)
 
 
-def _finish(labels: Sequence[str], strategies: Sequence[str], sample_rate: Callable[[], int | None]) -> Callable:
+def _finish(labels: Sequence[str], strategies: Sequence[str], sample_rate: Callable[[], int | None],
+            wav_subtype: str) -> Callable:
     def finish(rundir: Any, records: list[dict[str, Any]], summary: dict[str, Any]) -> None:
         import pyarrow.parquet as pq
 
@@ -490,7 +492,7 @@ def _finish(labels: Sequence[str], strategies: Sequence[str], sample_rate: Calla
         summary["strategies"] = {name: {"clips": sum(1 for s in samples if s.get("strategy") == name),
                                         "failed": sum(1 for s in samples if s.get("strategy") == name and s.get("reason")),
                                         "pairs": kept.get(name, 0)} for name in strategies}
-        summary["audio"] = {"format": "WAV PCM_16 in datasets Audio structs", "sample_rate": sample_rate()}
+        summary["audio"] = {"format": f"WAV {wav_subtype} in datasets Audio structs", "sample_rate": sample_rate()}
         _plot_scorers(by_scorer, rundir.root / "scores_by_scorer.png")
 
     return finish
@@ -535,6 +537,7 @@ def make_job(config: TextToAudioPairsConfig) -> Job:
         "scorers": to_plain(config.scorers),
         "pairing": to_plain(config.pairing),
         "dedup": config.dedup,
+        "wav_subtype": config.wav_subtype,
         "prompt_options": {k: prompts[k] for k in ("column", "split", "limit", "dedup", "transform")},
         "prompts_per_shard": config.output.prompts_per_shard,
     }
@@ -569,7 +572,7 @@ def make_job(config: TextToAudioPairsConfig) -> Job:
         open_worker=open_worker,
         write_rows=lambda rows, path: write_audio_pairs(rows, path, labels),
         contact_sheet=audio_contact_sheet,
-        finish=_finish(labels, [s.name for s in config.strategies], sample_rate),
+        finish=_finish(labels, [s.name for s in config.strategies], sample_rate, config.wav_subtype),
     )
 
 

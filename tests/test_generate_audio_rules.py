@@ -207,3 +207,21 @@ def test_plan_all_and_cycle(tmp_path):
 def test_config_errors(tmp_path, change, message):
     with pytest.raises(ConfigError, match=message):
         _config(tmp_path, **change)
+
+
+def test_wav_encoding_default_and_lossless():
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    from mmpref.pipelines.audio_sampler import encode_wav
+    from mmpref.pipelines.writer import ENCODERS
+
+    wave = (0.5 * np.sin(np.linspace(0, 200, 2048))).astype(np.float32)
+    data = encode_wav(wave)
+    assert data == encode_wav(wave) and ENCODERS["audio"] is encode_wav
+    info = sf.info(io.BytesIO(data))
+    assert (info.samplerate, info.frames, info.subtype) == (16000, 2048, "PCM_16")
+    back, _ = sf.read(io.BytesIO(encode_wav(wave, 16000, "FLOAT")), dtype="float32")
+    assert np.array_equal(back, wave)
