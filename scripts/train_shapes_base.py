@@ -6,7 +6,7 @@
 
 Stages (each resumes where it stopped; progress goes to WORK/train.log):
 1. render a fixed data set of training-split prompts (form mix 20 % single / 30 % count / 50 % relation);
-2. train the VAE (32x32 RGB <-> 4x16x16) and set its scaling factor to 1 / latent std;
+2. train the VAE (32x32 RGB <-> 4x16x16); latents keep SD's scaling factor 0.18215 (see architecture.py);
 3. cache the data set's latents;
 4. train the UNet and CLIP text encoder jointly (epsilon loss, 10 % empty captions for guidance, EMA),
    checkpointing every few hundred steps, so an interrupted run continues from its last checkpoint;
@@ -36,7 +36,10 @@ from mmpref.sandbox.shapes.grammar import FORMS
 from mmpref.sandbox.shapes.render import render
 from mmpref.sandbox.shapes.split import split_prompts
 
-RUN_TIME = "about 30 minutes on 2 shared CPU cores (see shapes_world.json for the measured figure)"
+# Measured for the shipped model (niced, on 2 cores shared with other jobs): data 9 s, VAE 977 s (under
+# load ~7), latents 269 s, UNet 1665 s (4000 steps at 0.37-0.6 s/step, 1 thread): ~49 min in all, ~28 of
+# them the UNet. On an idle machine the VAE takes ~2 min (0.16 s/step) and the latents ~30 s.
+RUN_TIME = "about 35 minutes on 2 CPU cores (UNet ~28 min); see shapes_world.json"
 FORM_MIX = {"single": 0.2, "count": 0.3, "relation": 0.5}
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "mmpref" / "sandbox" / "assets" / "shapes_base"
 SAMPLER = {"num_inference_steps": 20, "guidance_scale": 4.0}
@@ -49,16 +52,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--work", type=Path, default=Path("outputs/shapes_base_run"), help="data, checkpoints, log"
     )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline is exported")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--threads", type=int, default=2, help="torch threads; use 1 on a machine shared with other jobs"
+    )
     p.add_argument("--dataset", type=int, default=40000, help="rendered training images")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--vae-steps", type=int, default=1200)
+    p.add_argument("--vae-steps", type=int, default=750, help="VAE steps to run")
+    p.add_argument(
+        "--vae-horizon", type=int, default=1200, help="length of the VAE's cosine learning-rate decay"
+    )
     p.add_argument("--vae-batch", type=int, default=32)
-    p.add_argument("--unet-steps", type=int, default=4000)
+    p.add_argument("--unet-steps", type=int, default=4000, help="UNet steps to run")
+    p.add_argument(
+        "--unet-horizon", type=int, default=4000, help="length of the UNet's cosine learning-rate decay"
+    )
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--checkpoint-every", type=int, default=250)
-    p.add_argument("--eval-seeds", type=int, default=2, help="samples per held-out prompt")
+    p.add_argument("--eval-seeds", type=int, default=4, help="samples per held-out prompt")
     p.add_argument("--eval-only", action="store_true")
     return p.parse_args(argv)
 
@@ -76,6 +87,14 @@ class Log:
             f.write(line + "\n")
 
 
+def record_seconds(work: Path, stage: str, seconds: float) -> None:
+    """Add a stage's run time to WORK/times.json (stages that resume add up over runs)."""
+    path = work / "times.json"
+    times = json.loads(path.read_text()) if path.exists() else {}
+    times[stage] = round(seconds)
+    path.write_text(json.dumps(times, indent=2) + "\n")
+
+
 def atomic_save(obj: dict, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
@@ -89,6 +108,7 @@ def make_data(args: argparse.Namespace, log: Log) -> dict[str, np.ndarray]:
         data = dict(np.load(path))
         log(f"data: loaded {len(data['images'])} images")
         return data
+    tic = time.time()
     train = split_prompts(args.seed).train
     by_form = {f: [i for i, p in enumerate(train) if p.form == f] for f in FORMS}
     rng = np.random.default_rng(args.seed)
@@ -98,6 +118,7 @@ def make_data(args: argparse.Namespace, log: Log) -> dict[str, np.ndarray]:
         [np.asarray(render(train[i], seed=args.seed * 10**7 + k)) for k, i in enumerate(prompt_idx)]
     )
     np.savez(path, images=images, prompt_idx=prompt_idx)
+    record_seconds(args.work, "data", time.time() - tic)
     log(f"data: rendered {len(images)} images of {len(train)} training prompts")
     return {"images": images, "prompt_idx": prompt_idx}
 
@@ -116,18 +137,18 @@ def train_vae(args: argparse.Namespace, data: dict, log: Log):
     ckpt_path = args.work / "vae_ckpt.pt"
     opt = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(args.seed + 1)
-    start = 0
+    start, spent, tic = 0, 0.0, time.time()
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=True)
         vae.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
         gen.set_state(ckpt["gen"])
-        start = ckpt["step"]
+        start, spent = ckpt["step"], ckpt.get("seconds", 0.0)
         log(f"vae: resumed at step {start}")
     images = data["images"]
     vae.train()
     for step in range(start, args.vae_steps):
-        lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.vae_steps))
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.vae_horizon)))
         for group in opt.param_groups:
             group["lr"] = lr
         idx = torch.randint(len(images), (args.vae_batch,), generator=gen).numpy()
@@ -146,13 +167,14 @@ def train_vae(args: argparse.Namespace, data: dict, log: Log):
             log(
                 f"vae step {step + 1}/{args.vae_steps} mse {mse.item():.5f} kl/dim {kl.item():.3f} lr {lr:.2e}"
             )
-        if (step + 1) % args.checkpoint_every == 0:
+        if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.vae_steps:
             atomic_save(
                 {
                     "model": vae.state_dict(),
                     "opt": opt.state_dict(),
                     "gen": gen.get_state(),
                     "step": step + 1,
+                    "seconds": spent + time.time() - tic,
                 },
                 ckpt_path,
             )
@@ -160,10 +182,11 @@ def train_vae(args: argparse.Namespace, data: dict, log: Log):
     with torch.no_grad():
         sample = to_pixels(images[:2048])
         std = float(vae.encode(sample).latent_dist.mean.std())
-    vae.register_to_config(scaling_factor=1.0 / std)
-    log(f"vae: latent std {std:.4f} -> scaling_factor {1.0 / std:.4f}")
+    scale = vae.config.scaling_factor
+    log(f"vae: latent std {std:.4f}; the UNet sees std {std * scale:.3f} (scaling_factor {scale})")
     log(f"vae: ground-truth accuracy on reconstructions of held-out renders {vae_check(vae, args.seed):.3f}")
     atomic_save({"model": vae.state_dict()}, final)
+    record_seconds(args.work, "vae", spent + time.time() - tic)
     return vae
 
 
@@ -188,6 +211,7 @@ def cache_latents(args: argparse.Namespace, data: dict, vae, log: Log) -> tuple[
         cached = torch.load(path, weights_only=True)
         return cached["mean"].float(), cached["std"].float()
     vae.eval()
+    tic = time.time()
     means, stds = [], []
     for i in range(0, len(data["images"]), 256):
         posterior = vae.encode(to_pixels(data["images"][i : i + 256])).latent_dist
@@ -195,6 +219,7 @@ def cache_latents(args: argparse.Namespace, data: dict, vae, log: Log) -> tuple[
         stds.append(posterior.std)
     mean, std = torch.cat(means), torch.cat(stds)
     atomic_save({"mean": mean.half(), "std": std.half()}, path)
+    record_seconds(args.work, "latents", time.time() - tic)
     log(f"latents: cached {tuple(mean.shape)}")
     return mean, std
 
@@ -228,7 +253,7 @@ def train_unet(args: argparse.Namespace, data: dict, vae, latents, log: Log):
     ema_params = list(ema_unet.parameters()) + list(ema_text.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
     gen = torch.Generator().manual_seed(args.seed + 2)
-    ckpt_path, start = args.work / "unet_ckpt.pt", 0
+    ckpt_path, start, spent, started = args.work / "unet_ckpt.pt", 0, 0.0, time.time()
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=True)
         unet.load_state_dict(ckpt["unet"])
@@ -237,7 +262,7 @@ def train_unet(args: argparse.Namespace, data: dict, vae, latents, log: Log):
         ema_text.load_state_dict(ckpt["ema_text"])
         opt.load_state_dict(ckpt["opt"])
         gen.set_state(ckpt["gen"])
-        start = ckpt["step"]
+        start, spent = ckpt["step"], ckpt.get("seconds", 0.0)
         log(f"unet: resumed at step {start}")
     mean, std = latents
     scale = vae.config.scaling_factor
@@ -247,11 +272,8 @@ def train_unet(args: argparse.Namespace, data: dict, vae, latents, log: Log):
     tic, running = time.time(), 0.0
     warmup = 200
     for step in range(start, args.unet_steps):
-        lr = (
-            args.lr
-            * min(1.0, (step + 1) / warmup)
-            * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.unet_steps)))
-        )
+        decay = 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.unet_horizon)))
+        lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * decay)
         for group in opt.param_groups:
             group["lr"] = lr
         idx = torch.randint(len(mean), (args.batch,), generator=gen)
@@ -268,10 +290,10 @@ def train_unet(args: argparse.Namespace, data: dict, vae, latents, log: Log):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        decay = min(args.ema, (1 + step) / (10 + step))
+        ema_decay = min(args.ema, (1 + step) / (10 + step))
         with torch.no_grad():
             for e, p in zip(ema_params, params):
-                e.lerp_(p, 1 - decay)
+                e.lerp_(p, 1 - ema_decay)
         running += loss.item()
         if (step + 1) % 50 == 0:
             rate = (time.time() - tic) / 50
@@ -289,10 +311,12 @@ def train_unet(args: argparse.Namespace, data: dict, vae, latents, log: Log):
                     "opt": opt.state_dict(),
                     "gen": gen.get_state(),
                     "step": step + 1,
+                    "seconds": spent + time.time() - started,
                 },
                 ckpt_path,
             )
     atomic_save({"unet": ema_unet.state_dict(), "text_encoder": ema_text.state_dict()}, final)
+    record_seconds(args.work, "unet", spent + time.time() - started)
     return tokenizer, ema_unet, ema_text
 
 
@@ -326,9 +350,10 @@ def evaluate(args: argparse.Namespace, log: Log) -> dict:
     pipe = load_shapes_base("cpu", torch.float32, path=args.out)
     split = split_prompts(args.seed)
     tic = time.time()
+    prompts = {"heldout": list(split.heldout), "train_subset": list(split.train[::3])}
     result = {
-        name: accuracy_by_form(pipe, list(getattr(split, name)), seeds=range(args.eval_seeds), **SAMPLER)
-        for name in ("heldout", "train")
+        name: accuracy_by_form(pipe, chosen, seeds=range(args.eval_seeds), **SAMPLER)
+        for name, chosen in prompts.items()
     }
     seconds = time.time() - tic
     for name, acc in result.items():
@@ -343,7 +368,6 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     log = Log(args.work / "train.log")
     log(f"start: {' '.join(sys.argv)}")
-    tic = time.time()
     if not args.eval_only:
         torch.manual_seed(args.seed)
         data = make_data(args, log)
@@ -351,7 +375,6 @@ def main(argv: list[str] | None = None) -> int:
         latents = cache_latents(args, data, vae, log)
         tokenizer, unet, text_encoder = train_unet(args, data, vae, latents, log)
         export(args, vae, tokenizer, unet, text_encoder, log)
-    train_seconds = time.time() - tic
     result = evaluate(args, log)
     meta_path = args.out / "shapes_world.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
@@ -366,10 +389,13 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     if not args.eval_only:
+        seconds = json.loads((args.work / "times.json").read_text())
         meta["training"] = {
-            "seconds_this_run": round(train_seconds),
+            "seconds": {**seconds, "total": sum(seconds.values())},  # summed over resumed runs
             "threads": args.threads,
             "vae_steps": args.vae_steps,
+            "vae_horizon": args.vae_horizon,
+            "unet_horizon": args.unet_horizon,
             "unet_steps": args.unet_steps,
             "batch": args.batch,
             "dataset": args.dataset,

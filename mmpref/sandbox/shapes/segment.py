@@ -17,7 +17,7 @@ from PIL import Image
 
 from mmpref.sandbox.shapes.classify import fit_shape
 from mmpref.sandbox.shapes.grammar import COLORS
-from mmpref.sandbox.shapes.render import BACKGROUND, DEFAULT_SIZE, PALETTE
+from mmpref.sandbox.shapes.render import DEFAULT_SIZE, PALETTE
 
 COVERAGE = 0.45  # share of an object's colour a pixel must carry to count as that object
 MIN_AREA_AT_32 = 8  # pixels; blobs below this (scaled by image area) are noise
@@ -89,18 +89,6 @@ def color_coverage(rgb: np.ndarray) -> dict[str, np.ndarray]:
         in_hue = np.isin(which, [i for i, c in enumerate(_HUE_COLORS) if c == name])
         out[name] = np.where(in_hue, np.clip(chroma / _PURE_CHROMA[name], 0.0, 1.0), 0.0)
     return out
-
-
-def color_masks(rgb: np.ndarray, coverage: float = COVERAGE) -> dict[str, np.ndarray]:
-    """One boolean mask per colour: pixels carrying at least `coverage` of it."""
-    return {name: cov >= coverage for name, cov in color_coverage(rgb).items()}
-
-
-def foreground_mask(rgb: np.ndarray, coverage: float = COVERAGE) -> np.ndarray:
-    """Pixels that differ clearly from the plain background, whatever their colour."""
-    chroma, _ = _chroma_and_hue(rgb)
-    distance = np.abs(rgb - np.asarray(BACKGROUND, dtype=np.float32)).max(-1)
-    return (chroma >= coverage * min(_PURE_CHROMA.values())) | (distance >= 120)
 
 
 def label_components(mask: np.ndarray) -> np.ndarray:
