@@ -169,13 +169,32 @@ class DiffusersAudioSampler:
 
 
 def encode_wav(waveform: Any, sample_rate: int = 16000, subtype: str = "PCM_16") -> bytes:
-    """WAV bytes (16-bit PCM by default; FLOAT is lossless) of a mono float waveform clipped to [-1, 1]; deterministic."""
+    """WAV bytes (16-bit PCM by default; FLOAT is lossless) of a mono float waveform clipped to [-1, 1].
+
+    Deterministic: the same samples give the same bytes (libsndfile's PEAK chunk, which float WAVs carry with
+    a write timestamp, is removed; readers do not need it).
+    """
     import soundfile as sf
 
     buffer = io.BytesIO()
     data = np.clip(np.asarray(waveform, dtype=np.float32).reshape(-1), -1.0, 1.0)
     sf.write(buffer, data, int(sample_rate), format="WAV", subtype=subtype)
-    return buffer.getvalue()
+    return _drop_wav_chunks(buffer.getvalue(), {b"PEAK"})
+
+
+def _drop_wav_chunks(wav: bytes, drop: set[bytes]) -> bytes:
+    """The RIFF/WAVE file without the chunks named in `drop` (sizes fixed up)."""
+    if wav[:4] != b"RIFF" or wav[8:12] != b"WAVE":
+        return wav
+    out, pos = [], 12
+    while pos + 8 <= len(wav):
+        size = int.from_bytes(wav[pos + 4:pos + 8], "little")
+        end = pos + 8 + size + (size & 1)
+        if wav[pos:pos + 4] not in drop:
+            out.append(wav[pos:end])
+        pos = end
+    body = b"WAVE" + b"".join(out)
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
 
 
 def register_encoder() -> None:

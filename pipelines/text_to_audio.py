@@ -273,6 +273,9 @@ class AudioShardWorker:
         planned = [self.plan(p) for p in prompts]
         groups = [clips for clips, _ in planned]
         todo = [(g, c) for g, clips in enumerate(groups) for c in clips if c.error is None]
+        # One pipeline call runs one step count: batch clips of equal steps together (stable, so still prompt-major
+        # within a step count and a function of the shard alone). Prompts are paired once all their clips are in.
+        todo.sort(key=lambda item: item[1].request.steps or 0)
         remaining = [sum(c.error is None for c in clips) for clips in groups]
         result = ShardResult(dropped=dict.fromkeys(filter_names(self.scorer.filters), 0))
         next_group = 0

@@ -185,3 +185,22 @@ output_dir: {tmp_path / 'trained'}
     rows = [json.loads(line) for line in (tmp_path / "trained" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1]
     assert rows[0]["loss"] == pytest.approx(math.log(2), abs=1e-6), "policy == reference at step 1"
+
+
+def test_two_processes_write_the_same_dataset_as_one(run):
+    """Shards split over spawned worker processes give byte-identical parquet files (WAV bytes included)."""
+    root = run["root"]
+    outputs = {}
+    for processes in (1, 2):
+        out = root / f"procs{processes}"
+        config = {**run["config"], "output": {"dir": str(out), "prompts_per_shard": 1},
+                  "strategies": [{"name": "1.1", "samples": 2, "steps": STEPS_11},
+                                 {"name": "3", "samples": 1, "perturb": "temporal", "perturbed": 1}],
+                  "scorers": [{"label": "order", "scorer": "audio_order_detector", "require_order": False},
+                              {"label": "events", "scorer": "audio_event_detector", "require_order": False}],
+                  "prompts": {"source": run["config"]["prompts"]["source"], "limit": 2},
+                  "runtime": {**run["config"]["runtime"], "processes": processes}}
+        summary = support.run_config(config)
+        assert summary["pairs"]["kept"] >= 1
+        outputs[processes] = {p.name: p.read_bytes() for p in sorted((out / "data").glob("*.parquet"))}
+    assert len(outputs[1]) == 2 and outputs[1] == outputs[2]
