@@ -220,10 +220,10 @@ class AudioShardWorker:
             return list(range(k))
         return [(prompt.index + j) % k for j in range(k)]
 
-    def plan(self, prompt: Prompt) -> tuple[list[_Clip], str | None]:
-        """The prompt's clips (strategy blocks of consecutive sample indices), or why it has none."""
+    def plan(self, prompt: Prompt) -> tuple[list[_Clip], list[dict[str, Any]]]:
+        """The prompt's clips (strategy blocks of consecutive sample indices), and the strategies skipped and why."""
         clips: list[_Clip] = []
-        reasons: list[str] = []
+        skipped: list[dict[str, Any]] = []
         start = 0
         seed = self.config.sampling.seed
         for k in self._strategy_order(prompt):
@@ -233,19 +233,21 @@ class AudioShardWorker:
                 try:
                     conditions = [str(c) for c in self.perturber(prompt.text, strategy.perturb, strategy.perturbed,
                                                                  derive_seed(seed, prompt.index, PERTURB_SEED_BASE + k))]
-                except Exception as err:  # noqa: BLE001 - recorded as the prompt's reason
-                    reasons.append(f"strategy {strategy.name}: perturber error: {type(err).__name__}: {err}")
+                except Exception as err:  # noqa: BLE001 - recorded in summary.json (prompts.without_pairs)
+                    skipped.append({"index": prompt.index, "strategy": strategy.name,
+                                    "reason": f"perturber error: {type(err).__name__}: {err}"})
                     continue
                 conditions = [c for c in dict.fromkeys(conditions) if c.strip() and c != prompt.text][:strategy.perturbed]
                 if not conditions:
-                    reasons.append(f"strategy {strategy.name}: no {strategy.perturb} perturbation of this caption")
+                    skipped.append({"index": prompt.index, "strategy": strategy.name,
+                                    "reason": f"no {strategy.perturb} perturbation of this caption"})
                     continue
             block = self._block(prompt, k, start, conditions)
             clips += block
             start += len(block)
             if self.config.assign == "cycle":
                 break
-        return clips, ("; ".join(reasons) if not clips else None)
+        return clips, skipped
 
     def _block(self, prompt: Prompt, k: int, start: int, perturbed: list[str]) -> list[_Clip]:
         strategy, seed = self.config.strategies[k], self.config.sampling.seed
@@ -349,13 +351,12 @@ class AudioShardWorker:
             out.append(Candidate(o, p, margin, target))
         return out
 
-    def _pair(self, prompt: Prompt, clips: list[_Clip], why_none: str | None, result: ShardResult) -> None:
+    def _pair(self, prompt: Prompt, clips: list[_Clip], skipped: list[dict[str, Any]], result: ShardResult) -> None:
+        """Pairs of each strategy of one prompt; a strategy that gives none is listed with why (per prompt and
+        strategy, in summary.json's prompts.without_pairs)."""
         strategies = self.config.strategies
         result.samples.extend(c.record(strategies[c.strategy].name) for c in clips)
-        if not clips:
-            result.unpaired.append({"index": prompt.index, "reason": why_none or "no clips planned"})
-            return
-        kept_any, reasons = False, []
+        result.unpaired.extend(skipped)
         for k in dict.fromkeys(c.strategy for c in clips):
             strategy = strategies[k]
             block = [c for c in clips if c.strategy == k]
@@ -367,14 +368,11 @@ class AudioShardWorker:
             for name, count in dropped.items():
                 result.dropped[name] = result.dropped.get(name, 0) + count
             if not kept:
-                reasons.append(f"strategy {strategy.name}: " + (
-                    f"only {len(scored)} of {len(block)} clips scored" if not candidates else
-                    "every candidate pair was dropped: " + ", ".join(f"{n} {k}" for k, n in dropped.items() if n)))
-            kept_any = kept_any or bool(kept)
+                why = (f"only {len(scored)} of {len(block)} clips scored" if not candidates else
+                       "every candidate pair was dropped: " + ", ".join(f"{n} {k}" for k, n in dropped.items() if n))
+                result.unpaired.append({"index": prompt.index, "strategy": strategy.name, "reason": why})
             for cand in kept:
                 result.rows.append(self._row(prompt, strategy, scored[cand.chosen], scored[cand.rejected], cand))
-        if not kept_any:
-            result.unpaired.append({"index": prompt.index, "reason": "; ".join(reasons)})
 
     def _row(self, prompt: Prompt, strategy: StrategyConfig, win: _Clip, lose: _Clip, cand: Candidate) -> dict[str, Any]:
         primary = self.scorer.labels[0]

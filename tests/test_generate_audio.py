@@ -121,6 +121,8 @@ def test_pairs_are_well_formed_audio_alpaca_rows(run):
             assert parse_prompt(row["rejected_prompt"]).groups == parse_prompt(row["prompt"]).groups[::-1]
     assert {r["strategy"] for r in rows} <= {"1.1", "2", "3"}
     assert not any(r["strategy"] == "3" and r["prompt_index"] == 3 for r in rows), "no temporal edit of one sound"
+    assert {"index": 3, "strategy": "3", "reason": "no temporal perturbation of this caption"} in \
+        summary["prompts"]["without_pairs"]
     assert summary["strategies"]["3"]["clips"] == 3 * 2 and summary["strategies"]["1.1"]["clips"] == 4 * 2
 
 

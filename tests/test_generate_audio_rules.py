@@ -172,8 +172,8 @@ def test_plan_all_and_cycle(tmp_path):
 
     worker = _worker(_config(tmp_path))
     sequence, single = Prompt(40, "a low beep followed by two clicks"), Prompt(3, "a noise burst")
-    clips, why = worker.plan(sequence)
-    assert why is None
+    clips, skipped = worker.plan(sequence)
+    assert skipped == []
     assert [c.request.sample_index for c in clips] == list(range(7))
     assert [c.request.seed for c in clips] == [derive_seed(0, 40, i) for i in range(7)]
     assert [(c.strategy, c.role, c.request.steps) for c in clips] == [
@@ -181,8 +181,9 @@ def test_plan_all_and_cycle(tmp_path):
         (2, "original", 100), (2, "perturbed", 100)]
     assert clips[-1].request.condition == "two clicks followed by a low beep"
     assert all(c.request.prompt == sequence.text for c in clips), "every clip is scored against the original"
-    clips, _ = worker.plan(single)
+    clips, skipped = worker.plan(single)
     assert {c.strategy for c in clips} == {0, 1}, "no temporal perturbation of a single sound"
+    assert skipped == [{"index": 3, "strategy": "3", "reason": "no temporal perturbation of this caption"}]
 
     cycle = _worker(_config(tmp_path, assign="cycle", strategies=[
         {"name": "1.2", "samples": 2, "shared_seed": True}, {"name": "3", "samples": 1, "perturb": "temporal",
