@@ -23,6 +23,7 @@ setup(
     package_dir=package_dir,
     package_data={
         "mmpref.configs": ["*.yaml"],
+        "mmpref.sandbox": ["assets/**/*"],
         "": ["*.json", "*.safetensors", "*.txt", "*.yaml"],
     },
     include_package_data=True,

@@ -23,6 +23,7 @@ from . import owlv2  # noqa: E402,F401  isort: skip
 from . import grounding_dino  # noqa: E402,F401  isort: skip
 from . import composite  # noqa: E402,F401  isort: skip
 from mmpref.sandbox.audio import scorers as _audio_world_scorers  # noqa: E402,F401  isort: skip
+from mmpref.sandbox.shapes import scorers as _shapes_world_scorers  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "Detection",
