@@ -20,7 +20,24 @@ The default `rules` perturber is rule-based and deterministic:
 Pluggable: `@register_perturber("name")` on a factory `options -> Perturber`, or "package.module:factory"
 in `perturbation.perturber`; the factory runs once per worker process, so it can load a local language
 model, and the perturber it returns is called per caption. It must be deterministic in its arguments
-(a resumed run has to reproduce the uninterrupted one).
+(a resumed run has to reproduce the uninterrupted one). A local language model, for example:
+
+    # mypkg/perturb.py; config: perturbation: {perturber: "mypkg.perturb:llm", options: {model: /models/llm}}
+    def llm(options):
+        from transformers import pipeline
+        generate = pipeline("text-generation", model=options["model"])
+        def perturb(caption, kind, count, seed):
+            from transformers import set_seed
+            set_seed(seed)
+            ask = {"event": "Replace or remove one sound event in this audio caption",
+                   "temporal": "Change the order of the events in this audio caption"}[kind]
+            outs = generate(f"{ask}: {caption}\\nNew caption:", num_return_sequences=count, do_sample=True,
+                            max_new_tokens=40, return_full_text=False)
+            return [o["generated_text"].strip().splitlines()[0] for o in outs if o["generated_text"].strip()]
+        return perturb
+
+The "package.module:factory" form is imported by every worker process; a name registered with the decorator
+is known to spawned workers only if the module registering it is imported by them (a plugin package).
 """
 
 from __future__ import annotations

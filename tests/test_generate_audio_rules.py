@@ -228,3 +228,14 @@ def test_wav_encoding_default_and_lossless():
     back, _ = sf.read(io.BytesIO(lossless), dtype="float32")
     assert np.array_equal(back, wave)
     assert b"PEAK" not in lossless, "libsndfile's timestamped PEAK chunk would make the bytes differ run to run"
+
+
+def test_bundled_tango2_config_has_audio_alpacas_strategies_and_filter():
+    config = load_config("generate_tango2_clap", kind="pipeline").config
+    windows = [(f.label, f.min_winner, f.min_loser, f.min_margin, f.max_margin, f.require_order) for f in config.scorers]
+    assert windows == [("clap1", 0.45, 0.40, 0.05, 0.35, True), ("clap2", 0.60, None, 0.08, 0.70, True)]
+    assert all(f.scorer.name == "clap" and f.scorer.params.scaled is False for f in config.scorers)
+    plan = [(s.name, s.samples, s.steps, s.perturb, s.perturbed) for s in config.strategies]
+    assert plan == [("1.1", 4, [5, 25, 50, 100], "none", 0), ("1.2", 4, [50], "none", 0),
+                    ("2", 1, [50], "event", 3), ("3", 1, [50], "temporal", 3)]
+    assert config.sampling.audio_length_in_s == 10.24 and config.assign == "cycle"
