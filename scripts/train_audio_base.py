@@ -1,0 +1,542 @@
+#!/usr/bin/env python
+"""Reproduce the audio world's base model (a small Tango-shaped TangoPipeline) from a seed, on CPU.
+
+    nice -n 10 python scripts/train_audio_base.py             # train, export, evaluate (~RUN_TIME)
+    python scripts/train_audio_base.py --eval-only            # re-measure the exported model
+    python scripts/train_audio_base.py --smoke --work /tmp/w --out /tmp/o   # every stage, a few steps
+
+Stages (each resumes where it stopped; progress goes to WORK/train.log, stage times to WORK/times.json):
+1. data: render training-split prompts of the audio world with per-clip seeds (form mix 20 % single /
+   30 % count / 50 % sequence) and take Tango's front end (`mmpref.audio.mel`: peak 0.5, log-mel 128x64);
+2. vae: train the mel VAE (L1 on the log-mel + small KL), then set its scaling factor to 1 / latent std;
+3. vocoder: train the HiFi-GAN generator on (log-mel -> waveform) with a multi-resolution STFT magnitude
+   loss + waveform L1 (no discriminator: the world's sounds are simple), then check that the ground
+   truth still accepts vocoded clean held-out clips (and VAE-reconstructed + vocoded ones);
+4. latents: cache the data set's latent means and stds;
+5. unet: train the UNet and T5 encoder jointly (v-prediction, 10 % empty prompts for guidance, EMA),
+   checkpointing every few hundred steps, so an interrupted run continues from its last checkpoint;
+6. export a TangoPipeline (EMA weights, DDIM v-prediction scheduler, safetensors) to --out;
+7. measure ground-truth accuracy on held-out prompts with the fixed sampler (DDIM 25 steps, CFG 3).
+Everything is recorded in OUT/audio_world.json. `--stop-after STAGE` ends a run after a stage.
+
+The step counts are chosen so that the base lands inside 40-75 % held-out accuracy; if it does not,
+adjust `--unet-steps` (and the UNet's cosine horizon) and rerun: stages before it are reused.
+
+Run time. Per-step times measured at the default sizes, niced, 1 thread, on 2 cores shared with
+another CPU benchmark (load ~2-3): data ~STEP_TIMES["data"]; VAE (batch 16) ~0.8 s; vocoder (batch 8) ~0.5 s;
+UNet + T5 (batch 32) ~0.6 s; sampling 32 clips x 25 DDIM steps with CFG ~10 s. See STEP_TIMES and RUN_TIME
+below for the full-run estimate (the shapes base ran ~2x faster per step on an idle machine than under load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmpref.audio.mel import HOP_LENGTH, SAMPLE_RATE, log_mel, prepare_waveform
+from mmpref.sandbox.audio.grammar import FORMS
+from mmpref.sandbox.audio.render import render
+from mmpref.sandbox.audio.split import split_prompts
+from mmpref.sandbox.audio_base import architecture as arch
+from mmpref.sandbox.audio_base.base import DEFAULT_SAMPLER, INFO_FILE
+
+STEP_TIMES = {}  # filled in below from measurements
+RUN_TIME = ""
+FORM_MIX = {"single": 0.2, "count": 0.3, "sequence": 0.5}
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "mmpref" / "sandbox" / "assets" / "audio_base"
+SAMPLER = dict(DEFAULT_SAMPLER)
+STAGES = ("data", "vae", "vocoder", "latents", "unet", "export", "eval")
+SAMPLES = arch.FRAMES * HOP_LENGTH  # 20480 samples per clip
+# --smoke: every stage for a handful of steps at small batches (a test of the script, not a model).
+SMOKE = dict(
+    dataset=24, vae_steps=3, vae_batch=4, vocoder_steps=3, vocoder_batch=2, unet_steps=4, batch=4,
+    checkpoint_every=2, eval_seeds=1, eval_prompts=4, vocoder_check=6, sampler_steps=2,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", type=Path, default=Path("outputs/audio_base_run"), help="data, checkpoints, log")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline is exported")
+    p.add_argument("--threads", type=int, default=2, help="torch threads; use 1 on a machine shared with other jobs")
+    p.add_argument("--dataset", type=int, default=12000, help="rendered training clips")
+    p.add_argument("--vae-steps", type=int, default=1200)
+    p.add_argument("--vae-horizon", type=int, default=None, help="cosine decay length (default: --vae-steps)")
+    p.add_argument("--vae-batch", type=int, default=16)
+    p.add_argument("--vae-lr", type=float, default=1e-3)
+    p.add_argument("--vae-kl", type=float, default=1e-6, help="KL weight (per latent element, vs L1 per mel bin)")
+    p.add_argument("--vocoder-steps", type=int, default=1500)
+    p.add_argument("--vocoder-horizon", type=int, default=None)
+    p.add_argument("--vocoder-batch", type=int, default=8)
+    p.add_argument("--vocoder-lr", type=float, default=2e-3)
+    p.add_argument("--vocoder-check", type=int, default=240, help="held-out clean clips vocoded for the check")
+    p.add_argument("--unet-steps", type=int, default=3000)
+    p.add_argument("--unet-horizon", type=int, default=None)
+    p.add_argument("--batch", type=int, default=32, help="UNet batch")
+    p.add_argument("--lr", type=float, default=1e-3, help="UNet + text encoder learning rate")
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--uncond", type=float, default=0.1, help="share of empty prompts (classifier-free guidance)")
+    p.add_argument("--checkpoint-every", type=int, default=250)
+    p.add_argument("--eval-seeds", type=int, default=2, help="samples per held-out prompt")
+    p.add_argument("--eval-prompts", type=int, default=None, help="evaluate on the first N prompts (default all)")
+    p.add_argument("--sampler-steps", type=int, default=SAMPLER["num_inference_steps"])
+    p.add_argument("--stop-after", choices=STAGES, default=None, help="end the run after this stage")
+    p.add_argument("--eval-only", action="store_true")
+    p.add_argument("--smoke", action="store_true", help="every stage for a handful of steps: " + str(SMOKE))
+    args = p.parse_args(argv)
+    if args.smoke:
+        for key, value in SMOKE.items():
+            if getattr(args, key) == p.get_default(key):
+                setattr(args, key, value)
+    for stage in ("vae", "vocoder", "unet"):
+        if getattr(args, f"{stage}_horizon") is None:
+            setattr(args, f"{stage}_horizon", getattr(args, f"{stage}_steps"))
+    return args
+
+
+class Log:
+    """Prints and appends to WORK/train.log, with elapsed time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.start = path, time.time()
+
+    def __call__(self, msg: str) -> None:
+        line = f"[{time.strftime('%H:%M:%S')} +{time.time() - self.start:7.1f}s] {msg}"
+        print(line, flush=True)
+        with self.path.open("a") as f:
+            f.write(line + "\n")
+
+
+def record(work: Path, name: str, key: str, value) -> None:
+    """Set WORK/NAME.json[key] (times.json: seconds per stage, summed over resumed runs; checks.json)."""
+    path = work / f"{name}.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[key] = value
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def read(work: Path, name: str) -> dict:
+    path = work / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def atomic_save(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def cosine_lr(base: float, step: int, horizon: int, warmup: int = 0, floor: float = 0.1) -> float:
+    decay = 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, horizon))))
+    return base * min(1.0, (step + 1) / max(1, warmup)) * (floor + (1 - floor) * decay)
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
+def clip_waveform(prompt, seed: int) -> np.ndarray:
+    """A rendered clip through Tango's waveform preparation (mean removed, peak 0.5, 20480 samples)."""
+    return prepare_waveform(render(prompt, seed=seed), SAMPLE_RATE, SAMPLES)
+
+
+def mels_of(waveforms: np.ndarray) -> torch.Tensor:
+    """Log-mels [B, 1, 128, 64] of prepared waveforms [B, 20480]."""
+    return log_mel(torch.from_numpy(np.asarray(waveforms, dtype=np.float32)), frames=arch.FRAMES).unsqueeze(1)
+
+
+# ---------------------------------------------------------------- stage 1: data
+def make_data(args: argparse.Namespace, log: Log) -> dict[str, np.ndarray]:
+    path = args.work / "data.npz"
+    if path.exists():
+        data = dict(np.load(path))
+        log(f"data: loaded {len(data['mels'])} clips")
+        return data
+    tic = time.time()
+    train = split_prompts(args.seed).train
+    by_form = {f: [i for i, p in enumerate(train) if p.form == f] for f in FORMS}
+    rng = np.random.default_rng(args.seed)
+    forms = rng.choice(list(FORM_MIX), size=args.dataset, p=list(FORM_MIX.values()))
+    prompt_idx = np.array([by_form[f][rng.integers(len(by_form[f]))] for f in forms])
+    seeds = args.seed * 10**7 + np.arange(args.dataset)
+    mels = []
+    for i in range(0, args.dataset, 256):
+        waves = np.stack([clip_waveform(train[j], int(s)) for j, s in zip(prompt_idx[i : i + 256], seeds[i : i + 256])])
+        mels.append(mels_of(waves)[:, 0].half().numpy())
+    mels = np.concatenate(mels)
+    np.savez(path, mels=mels, prompt_idx=prompt_idx, seeds=seeds)
+    record(args.work, "times", "data", round(time.time() - tic, 1))
+    log(f"data: rendered {len(mels)} clips of {len(train)} training prompts in {time.time() - tic:.0f}s")
+    return {"mels": mels, "prompt_idx": prompt_idx, "seeds": seeds}
+
+
+# ---------------------------------------------------------------- stage 2: VAE
+def train_vae(args: argparse.Namespace, data: dict, log: Log):
+    final = args.work / "vae_final.pt"
+    vae = arch.build_vae()
+    if final.exists():
+        state = torch.load(final, weights_only=True)
+        vae.load_state_dict(state["model"])
+        vae.register_to_config(scaling_factor=state["scaling_factor"])
+        return vae.eval()
+    ckpt_path = args.work / "vae_ckpt.pt"
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    start, spent, started = 0, 0.0, time.time()
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=True)
+        vae.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        gen.set_state(ckpt["gen"])
+        start, spent = ckpt["step"], ckpt.get("seconds", 0.0)
+        log(f"vae: resumed at step {start}")
+    mels = data["mels"]
+    vae.train()
+    tic = time.time()
+    for step in range(start, args.vae_steps):
+        lr = cosine_lr(args.vae_lr, step, args.vae_horizon, warmup=50)
+        set_lr(opt, lr)
+        idx = torch.randint(len(mels), (args.vae_batch,), generator=gen).numpy()
+        x = torch.from_numpy(mels[idx]).float().unsqueeze(1)
+        posterior = vae.encode(x).latent_dist
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+        recon = vae.decode(z).sample
+        l1 = (recon - x).abs().mean()
+        kl = posterior.kl().mean() / z[0].numel()
+        loss = l1 + args.vae_kl * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        if (step + 1) % 50 == 0 or args.smoke:
+            every = 1 if args.smoke else 50
+            log(f"vae step {step + 1}/{args.vae_steps} l1 {l1.item():.4f} kl/dim {kl.item():.3f} lr {lr:.2e} "
+                f"{(time.time() - tic) / every:.2f}s/step")
+            tic = time.time()
+        if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.vae_steps:
+            atomic_save({"model": vae.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                         "step": step + 1, "seconds": spent + time.time() - started}, ckpt_path)
+    vae.eval()
+    with torch.no_grad():
+        sample = torch.from_numpy(mels[: min(len(mels), 512)]).float().unsqueeze(1)
+        std = float(vae.encode(sample).latent_dist.mean.std())
+    scale = 1.0 / max(std, 1e-6)
+    vae.register_to_config(scaling_factor=scale)
+    log(f"vae: latent std {std:.4f} -> scaling_factor {scale:.4f}")
+    atomic_save({"model": vae.state_dict(), "scaling_factor": scale}, final)
+    record(args.work, "times", "vae", round(spent + time.time() - started, 1))
+    return vae
+
+
+# ---------------------------------------------------------------- stage 3: vocoder
+def stft_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Multi-resolution STFT magnitude loss: spectral convergence + L1 of log magnitudes, 3 resolutions."""
+    loss = pred.new_zeros(())
+    for n_fft, hop in ((256, 64), (512, 128), (1024, 256)):
+        window = torch.hann_window(n_fft)
+        p = torch.stft(pred, n_fft, hop, n_fft, window, return_complex=True).abs().clamp(min=1e-5)
+        t = torch.stft(target, n_fft, hop, n_fft, window, return_complex=True).abs().clamp(min=1e-5)
+        loss = loss + torch.linalg.norm(t - p) / torch.linalg.norm(t) + (p.log() - t.log()).abs().mean()
+    return loss / 3
+
+
+def vocode(vocoder, mel: torch.Tensor) -> torch.Tensor:
+    """Log-mel [B, 1, T, 64] or [B, T, 64] -> waveform [B, T * 160] (HiFi-GAN gives a few samples more)."""
+    if mel.ndim == 4:
+        mel = mel.squeeze(1)
+    wave = vocoder(mel)
+    n = mel.shape[1] * HOP_LENGTH
+    return wave[:, :n] if wave.shape[1] >= n else torch.nn.functional.pad(wave, (0, n - wave.shape[1]))
+
+
+def train_vocoder(args: argparse.Namespace, data: dict, log: Log):
+    final = args.work / "vocoder_final.pt"
+    vocoder = arch.build_vocoder()
+    if final.exists():
+        vocoder.load_state_dict(torch.load(final, weights_only=True)["model"])
+        return vocoder.eval()
+    ckpt_path = args.work / "vocoder_ckpt.pt"
+    opt = torch.optim.AdamW(vocoder.parameters(), lr=args.vocoder_lr, betas=(0.8, 0.99), weight_decay=0.0)
+    gen = torch.Generator().manual_seed(args.seed + 3)
+    start, spent, started = 0, 0.0, time.time()
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=True)
+        vocoder.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        gen.set_state(ckpt["gen"])
+        start, spent = ckpt["step"], ckpt.get("seconds", 0.0)
+        log(f"vocoder: resumed at step {start}")
+    train = split_prompts(args.seed).train
+    vocoder.train()
+    tic = time.time()
+    for step in range(start, args.vocoder_steps):
+        lr = cosine_lr(args.vocoder_lr, step, args.vocoder_horizon, warmup=50)
+        set_lr(opt, lr)
+        idx = torch.randint(len(data["seeds"]), (args.vocoder_batch,), generator=gen).numpy()
+        target = torch.from_numpy(np.stack([clip_waveform(train[data["prompt_idx"][i]], int(data["seeds"][i]))
+                                            for i in idx]))
+        mel = mels_of(target.numpy())
+        pred = vocode(vocoder, mel)
+        spectral = stft_loss(pred, target)
+        wave_l1 = (pred - target).abs().mean()
+        loss = spectral + wave_l1
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vocoder.parameters(), 1.0)
+        opt.step()
+        if (step + 1) % 50 == 0 or args.smoke:
+            every = 1 if args.smoke else 50
+            log(f"vocoder step {step + 1}/{args.vocoder_steps} stft {spectral.item():.4f} l1 {wave_l1.item():.4f} "
+                f"lr {lr:.2e} {(time.time() - tic) / every:.2f}s/step")
+            tic = time.time()
+        if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.vocoder_steps:
+            atomic_save({"model": vocoder.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                         "step": step + 1, "seconds": spent + time.time() - started}, ckpt_path)
+    vocoder.eval()
+    atomic_save({"model": vocoder.state_dict()}, final)
+    record(args.work, "times", "vocoder", round(spent + time.time() - started, 1))
+    return vocoder
+
+
+@torch.no_grad()
+def vocoder_check(args: argparse.Namespace, vae, vocoder, log: Log) -> dict:
+    """Share of held-out clean clips the ground truth accepts: as rendered (prepared), after mel ->
+    vocoder, and after mel -> VAE (mean) -> vocoder; the last bounds what the UNet can reach."""
+    from mmpref.sandbox.audio.truth import truth_correct
+
+    cached = read(args.work, "checks")
+    if "vocoder" in cached:
+        return cached["vocoder"]
+    heldout = split_prompts(args.seed).heldout
+    prompts = [heldout[i % len(heldout)] for i in range(args.vocoder_check)]
+    clean = np.stack([clip_waveform(p, 10**9 + i) for i, p in enumerate(prompts)])
+    mel = mels_of(clean)
+    vocoded, through_vae = [], []
+    for i in range(0, len(prompts), 32):
+        m = mel[i : i + 32]
+        vocoded.append(vocode(vocoder, m).numpy())
+        recon = vae.decode(vae.encode(m).latent_dist.mean).sample
+        through_vae.append(vocode(vocoder, recon).numpy())
+    result = {
+        "n": len(prompts),
+        "clean": float(truth_correct(clean, prompts).mean()),
+        "vocoded": float(truth_correct(np.concatenate(vocoded), prompts).mean()),
+        "vae_vocoded": float(truth_correct(np.concatenate(through_vae), prompts).mean()),
+        "vae_mel_l1": float((vae.decode(vae.encode(mel[:64]).latent_dist.mean).sample - mel[:64]).abs().mean()),
+    }
+    log("vocoder check (ground-truth accuracy on held-out clean clips): " + json.dumps(result))
+    record(args.work, "checks", "vocoder", result)
+    return result
+
+
+# ---------------------------------------------------------------- stage 4: latents
+@torch.no_grad()
+def cache_latents(args: argparse.Namespace, data: dict, vae, log: Log) -> tuple[torch.Tensor, torch.Tensor]:
+    path = args.work / "latents.pt"
+    if path.exists():
+        cached = torch.load(path, weights_only=True)
+        return cached["mean"].float(), cached["std"].float()
+    tic = time.time()
+    means, stds = [], []
+    for i in range(0, len(data["mels"]), 128):
+        posterior = vae.encode(torch.from_numpy(data["mels"][i : i + 128]).float().unsqueeze(1)).latent_dist
+        means.append(posterior.mean)
+        stds.append(posterior.std)
+    mean, std = torch.cat(means), torch.cat(stds)
+    atomic_save({"mean": mean.half(), "std": std.half()}, path)
+    record(args.work, "times", "latents", round(time.time() - tic, 1))
+    log(f"latents: cached {tuple(mean.shape)} in {time.time() - tic:.0f}s")
+    return mean, std
+
+
+# ---------------------------------------------------------------- stage 5: UNet + text encoder
+def train_unet(args: argparse.Namespace, data: dict, vae, latents, log: Log):
+    tokenizer = arch.build_tokenizer()
+    unet, text_encoder = arch.build_unet(), arch.build_text_encoder(len(tokenizer))
+    ema_unet, ema_text = arch.build_unet(), arch.build_text_encoder(len(tokenizer))
+    final = args.work / "unet_final.pt"
+    if final.exists():
+        state = torch.load(final, weights_only=True)
+        ema_unet.load_state_dict(state["unet"])
+        ema_text.load_state_dict(state["text_encoder"])
+        return tokenizer, ema_unet.eval(), ema_text.eval()
+    ema_unet.load_state_dict(unet.state_dict())
+    ema_text.load_state_dict(text_encoder.state_dict())
+    noise_scheduler = arch.build_noise_scheduler()
+    train = split_prompts(args.seed).train
+    enc = tokenizer([p.text for p in train] + [""], padding="max_length", max_length=arch.MAX_LENGTH,
+                    truncation=True, return_tensors="pt")
+    prompt_ids, empty_ids = enc.input_ids[:-1], enc.input_ids[-1]
+    prompt_mask, empty_mask = enc.attention_mask[:-1], enc.attention_mask[-1]
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    ema_params = list(ema_unet.parameters()) + list(ema_text.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
+    gen = torch.Generator().manual_seed(args.seed + 2)
+    ckpt_path, start, spent, started = args.work / "unet_ckpt.pt", 0, 0.0, time.time()
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=True)
+        unet.load_state_dict(ckpt["unet"])
+        text_encoder.load_state_dict(ckpt["text_encoder"])
+        ema_unet.load_state_dict(ckpt["ema_unet"])
+        ema_text.load_state_dict(ckpt["ema_text"])
+        opt.load_state_dict(ckpt["opt"])
+        gen.set_state(ckpt["gen"])
+        start, spent = ckpt["step"], ckpt.get("seconds", 0.0)
+        log(f"unet: resumed at step {start}")
+    mean, std = latents
+    scale = vae.config.scaling_factor
+    prompt_of = torch.from_numpy(data["prompt_idx"])
+    unet.train()
+    text_encoder.train()
+    tic, running, every = time.time(), 0.0, 1 if args.smoke else 50
+    for step in range(start, args.unet_steps):
+        lr = cosine_lr(args.lr, step, args.unet_horizon, warmup=min(200, args.unet_horizon // 10))
+        set_lr(opt, lr)
+        idx = torch.randint(len(mean), (args.batch,), generator=gen)
+        z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)) * scale
+        noise = torch.randn(z0.shape, generator=gen)
+        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (args.batch,), generator=gen)
+        zt = noise_scheduler.add_noise(z0, noise, t)
+        target = noise_scheduler.get_velocity(z0, noise, t)
+        ids, mask = prompt_ids[prompt_of[idx]].clone(), prompt_mask[prompt_of[idx]].clone()
+        drop = torch.rand(args.batch, generator=gen) < args.uncond
+        ids[drop], mask[drop] = empty_ids, empty_mask
+        cond = text_encoder(input_ids=ids, attention_mask=mask)[0]
+        pred = unet(zt, t, encoder_hidden_states=cond, encoder_attention_mask=mask).sample
+        loss = torch.nn.functional.mse_loss(pred, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema_decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, p in zip(ema_params, params):
+                e.lerp_(p, 1 - ema_decay)
+        running += loss.item()
+        if (step + 1) % every == 0:
+            log(f"unet step {step + 1}/{args.unet_steps} loss {running / every:.4f} lr {lr:.2e} "
+                f"{(time.time() - tic) / every:.2f}s/step")
+            tic, running = time.time(), 0.0
+        if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.unet_steps:
+            atomic_save({"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(),
+                         "ema_unet": ema_unet.state_dict(), "ema_text": ema_text.state_dict(),
+                         "opt": opt.state_dict(), "gen": gen.get_state(), "step": step + 1,
+                         "seconds": spent + time.time() - started}, ckpt_path)
+    atomic_save({"unet": ema_unet.state_dict(), "text_encoder": ema_text.state_dict()}, final)
+    record(args.work, "times", "unet", round(spent + time.time() - started, 1))
+    return tokenizer, ema_unet.eval(), ema_text.eval()
+
+
+# ---------------------------------------------------------------- stage 6: export
+def export(args: argparse.Namespace, vae, vocoder, tokenizer, unet, text_encoder, log: Log) -> None:
+    from mmpref.audio.pipeline import TangoPipeline
+    from mmpref.sandbox.audio.render import DURATION
+
+    pipe = TangoPipeline(vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=tokenizer, unet=unet.eval(),
+                         scheduler=arch.build_scheduler(), vocoder=vocoder.eval(), default_audio_length_in_s=DURATION)
+    pipe.save_pretrained(str(args.out), safe_serialization=True)
+    size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
+    log(f"export: {args.out} ({size / 2**20:.1f} MiB)")
+
+
+# ---------------------------------------------------------------- stage 7: evaluation
+def evaluate(args: argparse.Namespace, log: Log) -> dict:
+    from mmpref.sandbox.audio_base.base import load_audio_base
+    from mmpref.sandbox.audio_base.evaluate import accuracy_by_form
+
+    pipe = load_audio_base("cpu", torch.float32, path=args.out)
+    split = split_prompts(args.seed)
+    tic = time.time()
+    prompts = {"heldout": list(split.heldout), "train_subset": list(split.train[::3])}
+    if args.eval_prompts:
+        prompts = {k: v[: args.eval_prompts] for k, v in prompts.items()}
+    sampler = {**SAMPLER, "num_inference_steps": args.sampler_steps}
+    result = {name: accuracy_by_form(pipe, chosen, seeds=range(args.eval_seeds), **sampler)
+              for name, chosen in prompts.items()}
+    for name, acc in result.items():
+        log(f"eval {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
+    log(f"eval: {time.time() - tic:.0f}s")
+    record(args.work, "times", "eval", round(time.time() - tic, 1))
+    return {"accuracy": result, "sampler": {"scheduler": "DDIM", **sampler}}
+
+
+def write_info(args: argparse.Namespace, evaluation: dict | None, log: Log) -> Path:
+    meta_path = args.out / INFO_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta.update({
+        "description": "audio-world base model (Tango-shaped), reproduced by scripts/train_audio_base.py",
+        "seed": args.seed,
+        "clip_seconds": arch.FRAMES * HOP_LENGTH / SAMPLE_RATE,
+        "mel": [arch.FRAMES, 64],
+        "latent": list(arch.LATENT_SHAPE),
+        "parameters": arch.parameter_counts(),
+        "smoke": bool(args.smoke),
+    })
+    if evaluation is not None:
+        meta.update(evaluation)
+        meta["eval_samples_per_prompt"] = args.eval_seeds
+    checks = read(args.work, "checks")
+    if "vocoder" in checks:
+        meta["vocoder_check"] = checks["vocoder"]
+    if not args.eval_only:
+        seconds = read(args.work, "times")
+        meta["training"] = {
+            "seconds": {**seconds, "total": round(sum(seconds.values()), 1)},  # summed over resumed runs
+            "threads": args.threads,
+            **{k: getattr(args, k) for k in (
+                "dataset", "vae_steps", "vae_horizon", "vae_batch", "vae_lr", "vae_kl", "vocoder_steps",
+                "vocoder_horizon", "vocoder_batch", "vocoder_lr", "unet_steps", "unet_horizon", "batch", "lr",
+                "ema", "uncond")},
+            "form_mix": FORM_MIX,
+        }
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    log(f"info: {meta_path}")
+    return meta_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.work.mkdir(parents=True, exist_ok=True)
+    log = Log(args.work / "train.log")
+    log(f"start: {' '.join(sys.argv if argv is None else ['train_audio_base.py', *argv])}")
+    done = lambda stage: args.stop_after == stage  # noqa: E731
+    if not args.eval_only:
+        torch.manual_seed(args.seed)
+        data = make_data(args, log)
+        if done("data"):
+            return 0
+        vae = train_vae(args, data, log)
+        if done("vae"):
+            return 0
+        vocoder = train_vocoder(args, data, log)
+        vocoder_check(args, vae, vocoder, log)
+        if done("vocoder"):
+            return 0
+        latents = cache_latents(args, data, vae, log)
+        if done("latents"):
+            return 0
+        tokenizer, unet, text_encoder = train_unet(args, data, vae, latents, log)
+        if done("unet"):
+            return 0
+        export(args, vae, vocoder, tokenizer, unet, text_encoder, log)
+        if done("export"):
+            write_info(args, None, log)
+            return 0
+    write_info(args, evaluate(args, log), log)
+    log("done")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
