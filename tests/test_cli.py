@@ -90,9 +90,11 @@ def test_overrides_change_resolved_config(capsys, tmp_path):
     assert resolved["world"]["prompts"] == 64, "defaults are filled in"
 
 
-def test_not_available_commands_say_so(capsys):
-    code, _, err = run_cli(capsys, "eval")
-    assert code == 2 and "not available" in err
+def test_missing_arguments_exit_2_with_usage(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["eval"])
+    assert info.value.code == 2
+    assert "usage: mmpref eval" in capsys.readouterr().err
 
 
 def test_console_script_exit_status_without_traceback(tmp_path):
