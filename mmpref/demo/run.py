@@ -48,7 +48,7 @@ class DemoSettings:
     generate_config: str = DEFAULT_GENERATE
     train_config: str = DEFAULT_TRAIN
     overrides: list[str] = field(default_factory=list)  # generate.KEY=V, train.KEY=V, eval.KEY=V
-    threads: int | None = None  # torch CPU threads for every stage (null: torch's default)
+    threads: int | None = 1  # torch CPU threads for every stage (null: torch's default)
     fresh: bool = False  # delete OUT/pairs and OUT/aligned first (a changed config cannot resume old pairs)
 
 

@@ -189,6 +189,17 @@ def render_html(report: dict[str, Any], chart: bytes, strips: list[tuple[str, li
     return "\n".join(parts)
 
 
+def finite_json(value: Any) -> Any:
+    """NaN and infinities as null (a win rate with no decided comparison), so report.json is strict JSON."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
+
+
 def write_outputs(out: Path, report: dict[str, Any], samples: list[Any], texts: list[str], settings: Any,
                   acc_name: str | None, prompt_rows: list[int] | None = None, title: str = "mmpref eval",
                   decorate: Any = None) -> None:
@@ -228,6 +239,6 @@ def write_outputs(out: Path, report: dict[str, Any], samples: list[Any], texts: 
     if decorate is not None:
         decorate(report)
     strips = [(texts[r], [_png(strip(s, r, settings, correct[s.name])) for s in samples]) for r in rows]
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.json").write_text(json.dumps(finite_json(report), indent=2, allow_nan=False) + "\n")
     (out / "report.html").write_text(render_html(report, bar_chart(report.get("eval", report)), strips, [s.name for s in samples],
                                                  title=report.get("title", title)))

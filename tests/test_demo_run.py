@@ -1,0 +1,75 @@
+"""A reduced `mmpref demo` end to end on the shipped shapes base: a complete report, trained LoRA weights.
+
+The full gain is demonstrated by `mmpref demo` itself (its report.json), not asserted here. The pairs are
+ranked by the `brightness` scorer in this test so that a handful of prompts always yields pairs whatever
+the shipped base's accuracy (ground-truth scores of 4 samples can all tie); evaluation uses the truth.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from mmpref.cli import main
+from mmpref.config import load_config
+from mmpref.config.loader import bundled_configs
+
+REDUCED = [
+    "generate.prompts.limit=16", "generate.sampling.samples_per_prompt=2", "generate.sampling.steps=4",
+    "generate.scorer.name=brightness", "generate.filters.min_margin=0.0",
+    "train.training.max_steps=3", "train.training.batch_size=2", "train.optimizer.lr=1e-3",
+    "train.optimizer.warmup_steps=0",
+    "eval.limit=4", "eval.seeds_per_prompt=2", "eval.steps=4", "eval.resamples=200", "eval.grid_prompts=4",
+]
+
+
+def test_reduced_demo_end_to_end(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "demo"
+    code = main(["demo", "--out", str(out), "--threads", "1", *REDUCED])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    for stage in ("[1/3] generate", "[2/3] train", "[3/3] eval", "gain", "win rate"):
+        assert stage in captured.out
+    report = json.loads((out / "report.json").read_text())
+    for key in ("base", "aligned", "gain", "gain_ci95", "win_rate", "seconds", "eval", "configs", "stage_seconds"):
+        assert key in report, key
+    for model in ("base", "aligned"):
+        assert 0.0 <= report[model]["accuracy"] <= 1.0
+    assert report["gain"] == pytest.approx(report["aligned"]["accuracy"] - report["base"]["accuracy"])
+    low, high = report["gain_ci95"]
+    assert low <= report["gain"] + 1e-9 and report["gain"] <= high + 1e-9
+    assert report["win_rate"] is None or 0.0 <= report["win_rate"] <= 1.0  # null: every comparison tied
+    assert report["seconds"] > 0 and set(report["stage_seconds"]) == {"generate", "train", "eval"}
+    assert report["eval"]["models"][1]["kind"] == "lora"
+    assert report["configs"]["train"]["objective"]["name"] == "dpo"
+    for name in ("report.html", "grid_comparison.png", "grid_base.png", "grid_aligned.png", "samples.jsonl"):
+        assert (out / name).stat().st_size > 0, name
+    html = (out / "report.html").read_text()
+    assert "base accuracy" in html and html.count("data:image/png;base64,") >= 1 + 4 * 2
+    # training moved the LoRA away from its zero-initialised up-projections
+    weights = load_file(str(out / "aligned" / "pytorch_lora_weights.safetensors"))
+    ups = [v for k, v in weights.items() if "lora_B" in k or "lora.up" in k]
+    assert ups and max(float(v.abs().max()) for v in ups) > 0.0
+    assert all(math.isfinite(float(v.abs().sum())) for v in weights.values())
+
+
+def test_demo_configs_and_override_errors(capsys):
+    import mmpref.sandbox.shapes.scorers  # noqa: F401
+
+    for name in ("shapes_demo_generate", "shapes_dpo", "shapes_ipo", "shapes_cdpo", "shapes_rdpo", "shapes_lcpo",
+                 "shapes_kto"):
+        assert name in bundled_configs()
+        first = bundled_configs()[name].read_text().splitlines()[0]
+        assert first.startswith("# ") and "hapes" in first
+    train = load_config("shapes_dpo", kind="method").config
+    generate = load_config("shapes_demo_generate", kind="pipeline").config
+    assert train.data.source == generate.output.dir  # `mmpref train shapes_*` reads what the generate step writes
+    assert train.model.adapter.params.random_flip is False  # a flip would turn "left of" into "right of"
+    code = main(["demo", "training.max_steps=3"])
+    assert code == 2 and "STAGE.KEY.PATH=VALUE" in capsys.readouterr().err
+    code = main(["demo", "eval.seeds_per_prompt=0"])
+    assert code == 2 and "seeds_per_prompt" in capsys.readouterr().err
