@@ -133,20 +133,36 @@ def build_unet() -> UNet2DConditionModel:
 
 def vocoder_config() -> Any:
     """Tango's HiFi-GAN geometry (64 mels, 16 kHz, kernels 16,16,8,4,4, resblocks 3/7/11 x dilations 1,3,5)
-    with 64 initial channels (Tango: 1024): 64 -> 32 -> 16 -> 8 -> 4 -> 2 channels over the up-samplings."""
+    with 64 initial channels (Tango: 1024): 64 -> 32 -> 16 -> 8 -> 4 -> 2 channels over the up-samplings.
+    `normalize_before`: the vocoder standardises each mel bin with its stored `mean` / `scale` buffers
+    (set from the training data by `build_vocoder`), so raw log-mels (-11.5 in silence) go in unchanged."""
     from transformers import SpeechT5HifiGanConfig
 
     return SpeechT5HifiGanConfig(
         model_in_dim=N_MELS, sampling_rate=SAMPLE_RATE, upsample_initial_channel=64, upsample_rates=[5, 4, 2, 2, 2],
         upsample_kernel_sizes=[16, 16, 8, 4, 4], resblock_kernel_sizes=[3, 7, 11],
-        resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5], [1, 3, 5]], normalize_before=False,
+        resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5], [1, 3, 5]], normalize_before=True,
     )
 
 
-def build_vocoder() -> SpeechT5HifiGan:
+def build_vocoder(mel_mean: Any = None, mel_std: Any = None) -> SpeechT5HifiGan:
+    """A fresh vocoder for training: PyTorch's default convolution weights with zero biases (transformers'
+    N(0, 0.01) leaves a 5-stage stack of 64 channels nearly silent; random biases make an input-independent
+    noise floor that MR-STFT training settles into) and per-bin mel statistics [64]."""
+    import torch
     from transformers import SpeechT5HifiGan
 
-    return SpeechT5HifiGan(vocoder_config())
+    vocoder = SpeechT5HifiGan(vocoder_config())
+    for module in vocoder.modules():
+        if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+            module.reset_parameters()
+            torch.nn.init.zeros_(module.bias)
+    with torch.no_grad():
+        if mel_mean is not None:
+            vocoder.mean.copy_(torch.as_tensor(mel_mean, dtype=torch.float32))
+        if mel_std is not None:
+            vocoder.scale.copy_(torch.as_tensor(mel_std, dtype=torch.float32).clamp(min=1e-3))
+    return vocoder
 
 
 def build_scheduler() -> DDIMScheduler:
