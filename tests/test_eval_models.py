@@ -91,3 +91,37 @@ def test_eval_cli_and_user_errors(models, capsys):
     assert code == 2 and "neither a diffusers pipeline directory" in capsys.readouterr().err
     code = main(["eval", f"a={models['base']}", "--set", "seeds_per_prompt=0"])
     assert code == 2 and "seeds_per_prompt" in capsys.readouterr().err
+
+
+def test_lora_file_mixing_key_formats_loads_every_layer(models, tmp_path):
+    """`mmpref train` LoRAs beyond attention mix `lora.down/up` and `lora_A/B` names; no layer may be dropped."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from mmpref.evaluation.engine import LORA_FILE, load_model
+
+    source = models["lora"] / LORA_FILE
+    state = load_file(str(source))
+    with safe_open(str(source), "pt") as f:
+        metadata = f.metadata()
+    keys = sorted(k for k in state if ".lora.down." in k)
+    half = {k.rsplit(".lora.down.", 1)[0] for k in keys[: len(keys) // 2]}
+    mixed = {}
+    for k, v in state.items():
+        layer = k.replace(".lora.down.", "|").replace(".lora.up.", "|").split("|")[0]
+        mixed[k.replace(".lora.down.", ".lora_A.").replace(".lora.up.", ".lora_B.") if layer in half else k] = v
+    (tmp_path / "mixed").mkdir()
+    save_file(mixed, str(tmp_path / "mixed" / LORA_FILE), metadata=metadata)
+    settings = EvalSettings(scorers=["brightness"])
+
+    def fused(model: EvalModel) -> dict:
+        state = load_model(model, settings, torch.device("cpu")).unet.state_dict()
+        return {k.replace(".base_layer", ""): v for k, v in state.items() if "lora_" not in k}
+
+    reference = fused(EvalModel("a", str(models["lora"])))
+    loaded = fused(EvalModel("b", str(tmp_path / "mixed"), base=str(models["base"])))
+    base = fused(EvalModel("c", str(models["base"])))
+    changed = [k for k in base if not torch.equal(base[k], reference[k])]
+    assert len(changed) == len(keys)  # the fused weight of every adapted layer, from both halves of the file
+    assert all(torch.allclose(loaded[k], reference[k], atol=1e-6) for k in reference)
