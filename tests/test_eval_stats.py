@@ -42,7 +42,7 @@ def test_paired_difference_by_hand():
     new = np.array([[1.0, 1.0], [0.5, 1.0], [1.0, 0.0]])
     idx = stats.resample_indices(3, 300, seed=0)
     out = stats.difference_ci(new, base, idx)
-    assert out["diff"] == pytest.approx((new.mean() - base.mean()))
+    assert out["diff"] == pytest.approx(new.mean() - base.mean())
     per_prompt = (new - base).mean(axis=1)  # [0.5, 0.25, -0.5]
     assert out["ci95"] == pytest.approx(numpy_bootstrap(per_prompt, 300, 0), abs=1e-12)
 

@@ -77,7 +77,6 @@ def _resolve_base(path: str) -> str:
 def load_stage_configs(settings: DemoSettings) -> tuple[Any, Any, dict[str, Any]]:
     """The validated generate and train configs and the eval settings data, with the demo's paths."""
     import mmpref.sandbox.shapes.scorers  # noqa: F401  registers shapes_truth and the detectors
-
     from mmpref.evaluation.engine import build_settings
 
     stage = split_overrides(settings.overrides)
