@@ -264,7 +264,7 @@ def train_vae(args: argparse.Namespace, data: dict, log: Log):
     vae.register_to_config(scaling_factor=scale)
     log(f"vae: latent std {std:.4f} -> scaling_factor {scale:.4f}")
     atomic_save({"model": vae.state_dict(), "scaling_factor": scale, "step": args.vae_steps}, final)
-    for stale in ("latents.pt", "unet_final.pt"):  # built on the previous VAE, if any
+    for stale in ("latents.pt", "unet_ckpt.pt", "unet_final.pt"):  # built on the previous VAE, if any
         (args.work / stale).unlink(missing_ok=True)
     forget_check(args.work)
     record(args.work, "times", "vae", round(spent + time.time() - started, 1))
