@@ -16,6 +16,15 @@
 
 Prints one table (objective, clean gain [CI], noisy gain [CI], share of the clean gain kept) and writes
 WORK/label_noise.json. Target: the noise-aware objectives keep >= 80 % of their clean gain.
+
+Measured 2026-11-25 (demo pairs, 1103; --set training.max_steps=300 --eval-seeds 2; base 0.504):
+    dpo   clean +0.013 [-0.021, +0.051]  noisy +0.004 [-0.026, +0.034]
+    cdpo  clean +0.013 [-0.017, +0.043]  noisy +0.004 [-0.021, +0.034]
+    rdpo  clean -0.120 [-0.180, -0.056]  noisy -0.158 [-0.231, -0.090]
+    lcpo  clean -0.094 [-0.154, -0.034]  noisy -0.034 [-0.094, +0.021]
+No clean gain is significant at this budget, so the "kept" ratio is undefined; rDPO (eps 0.3 scales
+its gradient by 1/(1-2 eps) = 2.5) and LCPO at lr 1e-3 degrade the base. Needs a recipe with a clear
+clean gain first (more steps or a lower lr for rDPO/LCPO).
 """
 
 from __future__ import annotations
