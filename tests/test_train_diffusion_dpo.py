@@ -158,6 +158,27 @@ def test_sdxl_lora_with_cache_validation_grid_and_tensorboard(tmp_path, assets):
     assert np.abs(before - after).max() > 1e-4
 
 
+def test_lora_beyond_attention_loads_every_trained_layer_in_stock_diffusers(tmp_path, assets):
+    """Targets past attention (proj_in, ff) once gave a file stock diffusers half-loaded; now all of it loads."""
+    from diffusers import StableDiffusionPipeline
+    from safetensors.torch import load_file
+
+    targets = "[to_q, to_k, to_v, to_out.0, proj_in, proj_out, ff.net.0.proj, ff.net.2]"
+    cfg = make_config(tmp_path, assets["sd"], assets["pickapic"], "training.max_steps=2",
+                      f"model.lora.target_modules={targets}")
+    trainer = PreferenceTrainer(cfg, progress=False).setup()
+    trainer.fit()
+    trained = {n for n, m in trainer.adapter.unet.named_modules() if hasattr(m, "lora_A")}
+    assert {n.rsplit(".", 1)[-1] for n in trained} >= {"to_q", "proj_in", "2"}
+
+    keys = load_file(str(tmp_path / "out" / "pytorch_lora_weights.safetensors"))
+    assert all(".lora_A." in k or ".lora_B." in k for k in keys), "one key naming in the file"
+    pipe = StableDiffusionPipeline.from_pretrained(str(assets["sd"]))
+    pipe.load_lora_weights(str(tmp_path / "out"))
+    loaded = {n for n, m in pipe.unet.named_modules() if hasattr(m, "lora_A")}
+    assert loaded == trained
+
+
 def test_full_finetune_with_ema_writes_a_pipeline_that_loads(tmp_path, assets):
     from diffusers import DiffusionPipeline, UNet2DConditionModel
 

@@ -286,12 +286,11 @@ class TextToAudioAdapter(DiffusionAdapter):
         log_audio(accelerator, list(zip(captions, samples)), SAMPLE_RATE, step)
 
     def save_lora(self, output_dir: Path, lora_state_dict: dict[str, torch.Tensor], lora_config: dict[str, Any]) -> Path:
-        """`pytorch_lora_weights.safetensors` in diffusers' format; `TangoPipeline.load_lora_weights` reads it."""
-        from diffusers.utils import convert_state_dict_to_diffusers
-
+        """`pytorch_lora_weights.safetensors` that `TangoPipeline.load_lora_weights` reads (peft key names,
+        for the reason given in the text-to-image adapter's `save_lora`)."""
         from mmpref.audio.pipeline import TangoPipeline
 
-        layers = convert_state_dict_to_diffusers({k: v.detach().float().cpu() for k, v in lora_state_dict.items()})
+        layers = {k: v.detach().float().cpu() for k, v in lora_state_dict.items()}
         metadata = json.loads(json.dumps(lora_config, default=lambda o: sorted(o) if isinstance(o, set) else str(o)))
         TangoPipeline.save_lora_weights(str(output_dir), unet_lora_layers=layers, unet_lora_adapter_metadata=metadata)
         return Path(output_dir) / "pytorch_lora_weights.safetensors"

@@ -296,10 +296,13 @@ class TextToImageAdapter(DiffusionAdapter):
         return diffusers.StableDiffusionXLPipeline if self.is_xl else diffusers.StableDiffusionPipeline
 
     def save_lora(self, output_dir: Path, lora_state_dict: dict[str, torch.Tensor], lora_config: dict[str, Any]) -> Path:
-        """`pytorch_lora_weights.safetensors` in diffusers' format, with the LoRA config (alpha) as metadata."""
-        from diffusers.utils import convert_state_dict_to_diffusers
+        """`pytorch_lora_weights.safetensors` that `load_lora_weights` reads, with the LoRA config as metadata.
 
-        layers = convert_state_dict_to_diffusers({k: v.detach().float().cpu() for k, v in lora_state_dict.items()})
+        Keys keep peft's `lora_A/lora_B` names: diffusers' `convert_state_dict_to_diffusers` renames only
+        attention layers (to `lora.down/up`), and a file mixing both namings loads with its attention
+        layers silently dropped once targets go beyond attention (`proj_in`, `ff.net.*`).
+        """
+        layers = {k: v.detach().float().cpu() for k, v in lora_state_dict.items()}
         metadata = json.loads(json.dumps(lora_config, default=lambda o: sorted(o) if isinstance(o, set) else str(o)))
         self.pipeline_class().save_lora_weights(
             str(output_dir), unet_lora_layers=layers, unet_lora_adapter_metadata=metadata
