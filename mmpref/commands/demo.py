@@ -15,6 +15,7 @@ overrides (STAGE.KEY.PATH=VALUE):
   mmpref demo generate.scorer.name=shapes_color_blobs      pair with an imperfect detector instead of the truth
   mmpref demo --train-config shapes_ipo                    another objective (shapes_ipo, shapes_cdpo, ...)
   mmpref demo eval.seeds_per_prompt=8 eval.resamples=5000
+  mmpref demo --world audio                                text-to-audio: audio_demo_generate, audio_dpo, 125 held-out prompts
 """
 
 
@@ -30,7 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("overrides", nargs="*", metavar="STAGE.KEY=VALUE",
                         help="override a stage's config: generate.*, train.* or eval.*")
-    parser.add_argument("--out", default="./mmpref-demo", help="output directory (default ./mmpref-demo)")
+    parser.add_argument("--world", choices=("shapes", "audio"), default="shapes",
+                        help="shapes: text-to-image (default); audio: the Tango-shaped text-to-audio base, stages "
+                        "audio_demo_generate and audio_dpo, 125 held-out prompts")
+    parser.add_argument("--out", default=None, help="output directory (default ./mmpref-demo, audio: ./mmpref-demo-audio)")
     parser.add_argument("--generate-config", default=None, help="generate config (default shapes_demo_generate)")
     parser.add_argument("--train-config", "--config", default=None, help="train config (default shapes_dpo)")
     parser.add_argument("--threads", type=int, default=1,
@@ -42,10 +46,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mmpref.demo.run import DEFAULT_GENERATE, DEFAULT_TRAIN, DemoSettings, format_summary, run_demo
 
-    settings = DemoSettings(out=args.out, generate_config=args.generate_config or DEFAULT_GENERATE,
-                            train_config=args.train_config or DEFAULT_TRAIN, overrides=list(args.overrides),
+    generate, train, out, runner = DEFAULT_GENERATE, DEFAULT_TRAIN, "./mmpref-demo", run_demo
+    if args.world == "audio":
+        from mmpref.demo import audio
+
+        generate, train, out, runner = audio.DEFAULT_GENERATE, audio.DEFAULT_TRAIN, audio.DEFAULT_OUT, audio.run_audio_demo
+    out = args.out or out
+    settings = DemoSettings(out=out, generate_config=args.generate_config or generate,
+                            train_config=args.train_config or train, overrides=list(args.overrides),
                             threads=args.threads, fresh=args.fresh)
-    result = run_demo(settings)
+    result = runner(settings)
     print(format_summary(result))
-    print(f"report: {args.out}/report.html, report.json, grid_comparison.png")
+    print(f"report: {out}/report.html, report.json, grid_comparison.png")
     return 0

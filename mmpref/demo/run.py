@@ -104,14 +104,15 @@ def load_stage_configs(settings: DemoSettings) -> tuple[Any, Any, dict[str, Any]
     return generate, train, eval_data
 
 
-def headline(report: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """The demo's figures from an eval report whose first model is the base and second the aligned one."""
+def headline(report: dict[str, Any], seconds: float, truth: str = "shapes_truth") -> dict[str, Any]:
+    """The demo's figures from an eval report whose first model is the base and second the aligned one
+    (`truth`: the world's ground-truth scorer, whose graded score is reported beside the accuracy)."""
     base, aligned = report["models"][0], report["models"][1]
     v = aligned["vs_first"]
 
     def model_figures(m: dict[str, Any]) -> dict[str, Any]:
         return {"accuracy": m["metrics"]["accuracy"]["mean"], "accuracy_ci95": m["metrics"]["accuracy"]["ci95"],
-                "score": m["metrics"]["shapes_truth"]["mean"], "score_ci95": m["metrics"]["shapes_truth"]["ci95"],
+                "score": m["metrics"][truth]["mean"], "score_ci95": m["metrics"][truth]["ci95"],
                 "accuracy_by_form": m.get("accuracy_by_form", {})}
 
     out = {
@@ -119,8 +120,8 @@ def headline(report: dict[str, Any], seconds: float) -> dict[str, Any]:
         "aligned": model_figures(aligned),
         "gain": v["gain"]["accuracy"]["diff"],
         "gain_ci95": v["gain"]["accuracy"]["ci95"],
-        "score_gain": v["gain"]["shapes_truth"]["diff"],
-        "score_gain_ci95": v["gain"]["shapes_truth"]["ci95"],
+        "score_gain": v["gain"][truth]["diff"],
+        "score_gain_ci95": v["gain"][truth]["ci95"],
         "win_rate": v["win_rate"],
         "win_rate_ci95": v["win_rate_ci95"],
         "wins": v["wins"], "losses": v["losses"], "ties": v["ties"], "tie_share": v["tie_share"],
