@@ -90,6 +90,16 @@ def test_overrides_change_resolved_config(capsys, tmp_path):
     assert resolved["world"]["prompts"] == 64, "defaults are filled in"
 
 
+def test_overrides_may_follow_the_dry_run_flag(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "train", write(tmp_path, BASE), "--dry-run", "training.steps=9")
+    assert code == 0
+    resolved = yaml.safe_load("\n".join(line for line in out.splitlines() if not line.startswith("#")))
+    assert resolved["training"]["steps"] == 9
+    with pytest.raises(SystemExit) as info:
+        main(["train", write(tmp_path, BASE), "--dry-run", "--no-such-flag"])
+    assert info.value.code == 2
+
+
 def test_missing_arguments_exit_2_with_usage(capsys):
     with pytest.raises(SystemExit) as info:
         main(["eval"])

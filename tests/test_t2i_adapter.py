@@ -67,6 +67,25 @@ def test_prediction_targets_match_formulas():
     torch.testing.assert_close(per_sample_mse(x0, noise), ((x0 - noise) ** 2).mean(dim=(1, 2, 3)))
 
 
+def test_timestep_range_bounds_the_training_timesteps(pipelines):
+    from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
+
+    g, cpu = torch.Generator().manual_seed(0), torch.device("cpu")
+    full = DiffusionProcess(DDPMScheduler()).sample_timesteps(4000, g, cpu)
+    assert full.min() == 0 and full.max() == 999, "default: every timestep"
+    high = DiffusionProcess(DDPMScheduler(), timestep_range=(0.6, 1.0)).sample_timesteps(4000, g, cpu)
+    assert high.dtype == torch.long and high.min() == 600 and high.max() == 999
+    flow = DiffusionProcess(FlowMatchEulerDiscreteScheduler(), timestep_range=(0.25, 0.5))
+    tf = flow.sample_timesteps(4000, g, cpu)
+    assert 250 <= tf.min() < 260 and 490 < tf.max() < 500
+    with pytest.raises(ValueError, match="timestep_range"):
+        DiffusionProcess(DDPMScheduler(), timestep_range=(0.5, 0.5))
+    adapter = load(pipelines["sd"], timestep_range=[0.8, 1.0])
+    assert adapter.process.timestep_range == (0.8, 1.0)
+    with pytest.raises(ValueError, match="timestep_range"):
+        TextToImageParams(pretrained="x", timestep_range=[0.2]).check()
+
+
 def test_same_crop_and_flip_for_both_images_of_a_pair():
     base = Image.new("RGB", (48, 40))
     base.paste((255, 0, 0), (0, 0, 24, 40))  # left half red: shows flips and crops

@@ -31,11 +31,21 @@ def scheduler_prediction_type(scheduler: Any) -> str:
     return str(getattr(scheduler.config, "prediction_type", "epsilon"))
 
 
+def check_timestep_range(value: Any) -> tuple[float, float]:
+    """[low, high] as fractions of the training horizon T, 0 <= low < high <= 1 (configs' `timestep_range`)."""
+    values = list(value)
+    if len(values) != 2 or not 0.0 <= float(values[0]) < float(values[1]) <= 1.0:
+        raise ValueError(f"timestep_range must be [low, high] with 0 <= low < high <= 1, got {values}")
+    return float(values[0]), float(values[1])
+
+
 class DiffusionProcess:
     """Noise x₀ at timestep t and give the denoiser's regression target, for one prediction type."""
 
-    def __init__(self, scheduler: Any, prediction_type: str = "auto") -> None:
+    def __init__(self, scheduler: Any, prediction_type: str = "auto",
+                 timestep_range: tuple[float, float] = (0.0, 1.0)) -> None:
         self.scheduler = scheduler
+        self.timestep_range = check_timestep_range(timestep_range)
         self.prediction_type = scheduler_prediction_type(scheduler) if prediction_type == "auto" else prediction_type
         if self.prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"unknown prediction type {self.prediction_type!r}; expected one of {PREDICTION_TYPES}")
@@ -43,10 +53,15 @@ class DiffusionProcess:
         self.flow = self.prediction_type == "flow_matching"
 
     def sample_timesteps(self, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-        """Uniform training timesteps: integers in [0, T) (DDPM family) or reals in [0, T) (flow matching)."""
+        """Uniform training timesteps in [low·T, high·T): integers (DDPM family) or reals (flow matching).
+
+        The default range is all of [0, T). A narrower one focuses the preference signal: a sample's
+        layout (where objects go, their count) is decided at high noise, its texture at low noise.
+        """
+        low, high = (r * self.num_train_timesteps for r in self.timestep_range)
         if self.flow:
-            return torch.rand(n, generator=generator, device=device) * self.num_train_timesteps
-        return torch.randint(0, self.num_train_timesteps, (n,), generator=generator, device=device)
+            return low + torch.rand(n, generator=generator, device=device) * (high - low)
+        return torch.randint(round(low), max(round(high), round(low) + 1), (n,), generator=generator, device=device)
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         """x_t for the given timesteps."""

@@ -24,7 +24,7 @@ import functools
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +32,7 @@ import torch
 
 from mmpref.adapters.base import Encoded
 from mmpref.adapters.diffusion import DiffusionAdapter
+from mmpref.adapters.prediction import check_timestep_range
 from mmpref.config import REQUIRED
 from mmpref.errors import UserError
 from mmpref.registry import ADAPTERS
@@ -46,6 +47,7 @@ class TextToAudioParams:
     max_text_length: int = 128  # prompt tokens kept (Tango truncates at T5's 512; captions are far shorter); cached text states are padded to it
     logp_scale: float = 0.5  # logp = −scale·MSE; 0.5 is the ½-factor convention (Tango 2: beta 2000)
     prediction_type: Literal["auto", "epsilon", "v_prediction"] = "auto"  # auto: the scheduler config's (Tango: v_prediction)
+    timestep_range: list[float] = field(default_factory=lambda: [0.0, 1.0])  # training t drawn in [low·T, high·T)
     vae_dtype: Literal["weight", "float32"] = "weight"  # precision of the frozen VAE and vocoder (float32 if fp16 overflows)
 
     def check(self) -> None:
@@ -59,6 +61,7 @@ class TextToAudioParams:
             raise ValueError(f"max_text_length must be >= 1, got {self.max_text_length}")
         if not self.logp_scale > 0:
             raise ValueError(f"logp_scale must be > 0, got {self.logp_scale}")
+        check_timestep_range(self.timestep_range)
 
 
 def _files_signature(root: str, subfolders: Sequence[str]) -> list[Any]:
@@ -142,7 +145,8 @@ class TextToAudioAdapter(DiffusionAdapter):
         self.vae = pipe.vae
         self.pipeline = pipe
         self.pipeline.set_progress_bar_config(disable=True)
-        self.process = DiffusionProcess(DDPMScheduler.from_config(pipe.scheduler.config), p.prediction_type)
+        self.process = DiffusionProcess(DDPMScheduler.from_config(pipe.scheduler.config), p.prediction_type,
+                                        tuple(p.timestep_range))
         if p.prediction_type != "auto":
             pipe.scheduler.register_to_config(prediction_type=p.prediction_type)
 

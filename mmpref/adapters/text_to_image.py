@@ -16,7 +16,7 @@ import functools
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +24,7 @@ import torch
 
 from mmpref.adapters.base import Encoded
 from mmpref.adapters.diffusion import DiffusionAdapter
+from mmpref.adapters.prediction import check_timestep_range
 from mmpref.config import REQUIRED
 from mmpref.data.images import image_problem, open_image, paired_crop_flip
 from mmpref.errors import UserError
@@ -42,12 +43,14 @@ class TextToImageParams:
     logp_scale: float = 0.5  # logp = −scale·MSE; 0.5 is the paper's ½-factor convention (beta 5000 SDXL, 2000 SD1.5)
     prediction_type: Literal["auto", "epsilon", "v_prediction"] = "auto"  # auto: the scheduler config's
     vae_dtype: Literal["auto", "float32", "weight"] = "auto"  # auto: float32 for SDXL's VAE unless `vae` is set
+    timestep_range: list[float] = field(default_factory=lambda: [0.0, 1.0])  # training t drawn in [low·T, high·T)
 
     def check(self) -> None:
         if self.resolution < 8 or self.resolution % 8:
             raise ValueError(f"resolution must be a positive multiple of 8, got {self.resolution}")
         if not self.logp_scale > 0:
             raise ValueError(f"logp_scale must be > 0, got {self.logp_scale}")
+        check_timestep_range(self.timestep_range)
 
 
 def _files_signature(root: str, subfolders: Sequence[str]) -> list[Any]:
@@ -153,7 +156,7 @@ class TextToImageAdapter(DiffusionAdapter):
         unet = self._from_pretrained(UNet2DConditionModel, "unet")
         self.unet = unet.to(device).train()
         noise_scheduler = self._from_pretrained(DDPMScheduler, "scheduler", weights=False)
-        self.process = DiffusionProcess(noise_scheduler, p.prediction_type)
+        self.process = DiffusionProcess(noise_scheduler, p.prediction_type, tuple(p.timestep_range))
         sched_cls = getattr(diffusers, index["scheduler"][1])
         scheduler = self._from_pretrained(sched_cls, "scheduler", weights=False)
         if p.prediction_type != "auto":
