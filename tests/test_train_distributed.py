@@ -32,7 +32,7 @@ def test_two_process_cpu_run_trains_and_writes_one_checkpoint(tmp_path):
 model:
   adapter: {{name: text_to_image, pretrained: {pipe}, resolution: 32}}
   lora: {{rank: 4}}
-objective: {{name: dpo, beta: 5000}}
+objective: {{name: lcpo, beta: 5000}}  # its noise rate is all-reduced across the 2 ranks
 data: {{source: {data}}}
 training: {{max_steps: 2, batch_size: 2, log_every: 1, checkpoint_every: 2, device: cpu}}
 optimizer: {{lr: 1.0e-3}}

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from mmpref.objectives.base import Objective, ObjectiveOutput, UnpairedInputs
-from mmpref.objectives.common import f32, unpaired_logratio, unpaired_metrics
+from mmpref.objectives.common import f32, global_sum_and_count, unpaired_logratio, unpaired_metrics
 from mmpref.registry import OBJECTIVES
 
 
@@ -50,11 +50,11 @@ class BCOObjective(Objective):
     @torch.no_grad()
     def _update_baseline(self, rewards: torch.Tensor) -> None:
         """Fold a batch into the cumulative mean of all training rewards (exact, order independent)."""
-        n = rewards.numel()
-        if n == 0:
+        if rewards.numel() == 0:
             return
+        summed, counted = global_sum_and_count(rewards.float().sum(), rewards.numel())  # every rank's batch
+        batch_mean, n = summed / counted, int(counted.item())
         total = self.reward_count + n
-        batch_mean = rewards.float().mean()
         self.reward_mean.add_((batch_mean - self.reward_mean) * (n / total.float()))
         self.reward_count.copy_(total)
 

@@ -103,3 +103,25 @@ def unpaired_metrics(
     if "rewards/chosen" in metrics and "rewards/rejected" in metrics:
         metrics["rewards/margins"] = metrics["rewards/chosen"] - metrics["rewards/rejected"]
     return metrics
+
+
+def global_sum_and_count(total: torch.Tensor, count: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Σ total, Σ count) over every training process; (total, count) in a single process.
+
+    Running statistics that objectives keep (LCPO's η, BCO's δ) and batch statistics (KTO's z0) must
+    be the same on every rank: data-parallel ranks see different batches, and only rank 0's state is
+    checkpointed. Call it only where every rank calls it (training forward passes).
+    """
+    import torch.distributed as dist
+
+    pair = torch.stack([total.detach().float().reshape(()),
+                        torch.as_tensor(count, dtype=torch.float32, device=total.device).reshape(())])
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(pair, op=dist.ReduceOp.SUM)
+    return pair[0], pair[1]
+
+
+def global_mean(total: torch.Tensor, count: torch.Tensor | float) -> torch.Tensor:
+    """Σ total / Σ count over every training process (see `global_sum_and_count`)."""
+    summed, counted = global_sum_and_count(total, count)
+    return summed / counted.clamp_min(1e-12)

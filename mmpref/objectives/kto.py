@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from mmpref.objectives.base import Objective, ObjectiveOutput, UnpairedInputs
-from mmpref.objectives.common import f32, unpaired_logratio, unpaired_metrics
+from mmpref.objectives.common import f32, global_mean, unpaired_logratio, unpaired_metrics
 from mmpref.registry import OBJECTIVES
 
 
@@ -55,9 +55,11 @@ class KTOObjective(Objective):
         if (inputs.kl_policy is None) != (inputs.kl_reference is None):
             raise ValueError("KTO needs both kl_policy and kl_reference (or neither)")
         if inputs.kl_policy is not None and inputs.kl_reference is not None:
-            kl = (f32(inputs.kl_policy) - f32(inputs.kl_reference)).detach().mean()
+            gaps = (f32(inputs.kl_policy) - f32(inputs.kl_reference)).detach()
         else:
-            kl = r.detach().mean()
+            gaps = r.detach()
+        # The reference point is one number for the whole (global) batch, as in the paper and TRL.
+        kl = global_mean(gaps.sum(), gaps.numel()) if self.training else gaps.mean()
         z0 = kl.clamp(min=0)
         losses = torch.where(
             desirable,

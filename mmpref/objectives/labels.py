@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 
 from mmpref.errors import DataError
-from mmpref.objectives.common import check_target, detached_mean, f32
+from mmpref.objectives.common import check_target, detached_mean, f32, global_mean
 
 LabelName = Literal["hard", "smoothing", "robust", "soft", "lcpo"]
 LABEL_NAMES: tuple[str, ...] = ("hard", "smoothing", "robust", "soft", "lcpo")
@@ -139,14 +139,12 @@ class LCPOLabels(LabelModel):
 
     def forward(self, loss_pos, loss_neg, target, weight) -> Coefficients:  # type: ignore[override]
         w = self.posterior(loss_pos, loss_neg)
-        if weight is not None:
-            wt = f32(weight).detach()
-            mean_w = (w * wt).sum() / wt.sum().clamp_min(1e-12)
-        else:
-            mean_w = w.mean()
+        wt = f32(weight).detach() if weight is not None else torch.ones_like(w)
+        mean_w = (w * wt).sum() / wt.sum().clamp_min(1e-12)
         if self.training and w.numel() > 0:
-            with torch.no_grad():
-                self.eta.mul_(1.0 - self.alpha).add_(self.alpha * mean_w.to(self.eta.dtype))
+            with torch.no_grad():  # the same η on every rank: the posterior mean over all ranks' pairs
+                mean_all = global_mean((w * wt).sum(), wt.sum())
+                self.eta.mul_(1.0 - self.alpha).add_(self.alpha * mean_all.to(self.eta.dtype))
         metrics = {
             "lcpo/noise_rate": (1.0 - self.eta.detach().float()).clone(),
             "lcpo/posterior_mean": mean_w.detach(),
