@@ -27,6 +27,7 @@ import torch
 
 from mmpref.adapters.base import Draw, Encoded, PreferenceAdapter
 from mmpref.adapters.prediction import DiffusionProcess, per_sample_mse
+from mmpref.errors import UserError
 
 
 class DiffusionAdapter(PreferenceAdapter):
@@ -39,6 +40,18 @@ class DiffusionAdapter(PreferenceAdapter):
     def denoise(self, module: Callable[..., Any], noisy: torch.Tensor, timesteps: torch.Tensor,
                 cond: dict[str, torch.Tensor]) -> torch.Tensor:
         """Run `module` (policy or reference denoiser) on x_t with the batch's conditioning."""
+
+    def enable_memory_efficient_attention(self, backend: str) -> str:
+        """'sdpa' is diffusers' default; 'xformers' needs the package; 'auto' takes xformers on CUDA when installed."""
+        import importlib.util
+
+        has_xformers = importlib.util.find_spec("xformers") is not None
+        if backend == "xformers" and not has_xformers:
+            raise UserError("model.attention: xformers is not installed; `pip install mmpref[xformers]` or use sdpa.")
+        if backend == "xformers" or (backend == "auto" and has_xformers and self.device.type == "cuda"):
+            self.trainable.enable_xformers_memory_efficient_attention()
+            return "xformers"
+        return "sdpa"
 
     def draw(self, encoded: Encoded, generator: torch.Generator) -> Draw:
         """One timestep and one noise tensor per group, repeated for its G samples (group-major layout)."""

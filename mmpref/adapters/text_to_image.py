@@ -176,18 +176,6 @@ class TextToImageAdapter(DiffusionAdapter):
     def trainable(self) -> torch.nn.Module:
         return self.unet
 
-    def enable_memory_efficient_attention(self, backend: str) -> str:
-        """'sdpa' is diffusers' default; 'xformers' needs the package; 'auto' takes xformers on CUDA when installed."""
-        import importlib.util
-
-        has_xformers = importlib.util.find_spec("xformers") is not None
-        if backend == "xformers" and not has_xformers:
-            raise UserError("model.attention: xformers is not installed; `pip install mmpref[xformers]` or use sdpa.")
-        if backend == "xformers" or (backend == "auto" and has_xformers and self.device.type == "cuda"):
-            self.unet.enable_xformers_memory_efficient_attention()
-            return "xformers"
-        return "sdpa"
-
     # ---- data ----------------------------------------------------------------------------------
     @staticmethod
     def check_media(value: Any) -> str | None:
