@@ -15,9 +15,11 @@ image. Scores come from any registered scorers; "accuracy" is the share of sampl
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,7 +152,8 @@ def load_model(model: EvalModel, settings: EvalSettings, device: Any) -> Any:
     pipe = load_diffusers_pipeline(ImageModelConfig(path=source, scheduler=settings.scheduler), device)
     if info["kind"] == "lora":
         try:
-            pipe.load_lora_weights(_consistent_lora_dir(Path(info["path"])), adapter_name="mmpref_eval")
+            with _consistent_lora_dir(Path(info["path"])) as lora_dir:
+                pipe.load_lora_weights(lora_dir, adapter_name="mmpref_eval")
         except Exception as err:  # noqa: BLE001 - diffusers/peft raise many types for mismatched LoRAs
             raise UserError(f"model '{model.name}': cannot apply the LoRA in {info['path']} to {source} "
                             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}).") from None
@@ -158,16 +161,15 @@ def load_model(model: EvalModel, settings: EvalSettings, device: Any) -> Any:
     return pipe
 
 
-def _consistent_lora_dir(path: Path) -> str:
-    """`path`, or a temporary copy whose keys all use PEFT's names when the file mixes two formats.
+@contextlib.contextmanager
+def _consistent_lora_dir(path: Path) -> Iterator[str]:
+    """`path`, or a temporary copy (removed afterwards) whose keys all use PEFT's names.
 
-    diffusers' `convert_state_dict_to_diffusers` renames attention LoRA keys to `lora.down/up` but
-    leaves others (`proj_in`, `ff.net.*`) as `lora_A/B`; `load_lora_weights` then takes the file for
-    PEFT format and silently drops the attention layers. One naming (with the file's metadata, which
-    holds alpha) loads every layer.
+    LoRA files written by mmpref before it kept peft's key names (and by diffusers'
+    `convert_state_dict_to_diffusers` with targets beyond attention) mix `lora.down/up` and `lora_A/B`
+    keys; `load_lora_weights` then takes the file for PEFT format and silently drops the attention
+    layers. One naming (with the file's metadata, which holds alpha) loads every layer.
     """
-    import tempfile
-
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
@@ -176,13 +178,14 @@ def _consistent_lora_dir(path: Path) -> str:
     old = any(".lora.down." in k or ".lora.up." in k for k in state)
     peft = any(".lora_A." in k or ".lora_B." in k for k in state)
     if not (old and peft):
-        return str(path)
+        yield str(path)
+        return
     with safe_open(str(file), "pt") as f:
         metadata = f.metadata()
     fixed = {k.replace(".lora.down.", ".lora_A.").replace(".lora.up.", ".lora_B."): v for k, v in state.items()}
-    folder = Path(tempfile.mkdtemp(prefix="mmpref-lora-"))
-    save_file(fixed, str(folder / LORA_FILE), metadata=metadata)
-    return str(folder)
+    with tempfile.TemporaryDirectory(prefix="mmpref-lora-") as folder:
+        save_file(fixed, str(Path(folder) / LORA_FILE), metadata=metadata)
+        yield folder
 
 
 # ---- the run --------------------------------------------------------------------------------------
