@@ -107,7 +107,20 @@ def test_compare_reports_accuracy_gain_and_win_rate():
     assert v["gain"]["accuracy"]["ci95"] == pytest.approx(
         stats.difference_ci((new_truth >= 1).astype(float), (base_truth >= 1).astype(float), idx)["ci95"])
     assert new["accuracy_by_form"] == {"single": 0.5, "count": 0.0, "relation": 0.5}
+    assert base["relation_outcomes"] == {"right": 0.0, "reversed": 0.0, "other": 0.0, "missing": 1.0}  # blank images
     assert report["bootstrap"]["resamples"] == 500 and report["bootstrap"]["seed"] == 0
+
+
+def test_relation_outcomes_count_reversed_layouts():
+    from mmpref.sandbox.shapes import render
+
+    prompt = "a red circle left of a blue square"
+    truth = np.ones((2, 2))
+    samples = _samples("m", truth, truth)
+    samples.images[1] = [np.asarray(render(prompt, seed=1)), np.asarray(render("a blue square left of a red circle", seed=2))]
+    settings = EvalSettings(models=[], scorers=["shapes_truth"], seeds_per_prompt=2, resamples=50)
+    report = compare([samples], settings, ["a red circle", prompt], None)
+    assert report["models"][0]["relation_outcomes"] == {"right": 0.5, "reversed": 0.5, "other": 0.0, "missing": 0.0}
 
 
 @pytest.mark.parametrize(("spec", "expected"), [

@@ -139,6 +139,20 @@ def test_graded_score_counts_the_share_of_checks():
     assert judge(blank, "a red circle").score == pytest.approx(1 / 4)  # only "nothing else" holds
 
 
+def test_relation_outcome_tells_reversed_from_other_failures():
+    from mmpref.sandbox.shapes.truth import relation_outcome
+
+    prompt = "a red circle left of a blue square"
+    outcomes = {relation_outcome(render(prompt, seed=s), prompt) for s in range(20)}
+    assert outcomes == {"right"}
+    swapped = "a blue square left of a red circle"  # the same words, the objects' places exchanged
+    assert {relation_outcome(render(swapped, seed=s), prompt) for s in range(20)} == {"reversed"}
+    assert {relation_outcome(render("a red circle above a blue square", seed=s), prompt)
+            for s in range(20)} == {"other"}
+    assert relation_outcome(render("a red circle", seed=0), prompt) == "missing"
+    assert relation_outcome(render("two red circles", seed=0), "two red circles") is None
+
+
 def test_scores_accept_arrays_in_every_layout():
     image = np.asarray(render("three green triangles", seed=2))
     as_float_chw = image.transpose(2, 0, 1).astype(np.float32) / 255.0

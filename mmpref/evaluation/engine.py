@@ -278,6 +278,15 @@ def prompt_forms(texts: list[str]) -> list[str] | None:
         return None
 
 
+def relation_outcome_shares(samples: ModelSamples, texts: list[str], forms: list[str]) -> dict[str, float]:
+    """Shapes world: share of relation samples whose layout is right, reversed, other, or missing an object."""
+    from mmpref.sandbox.shapes.truth import RELATION_OUTCOMES, relation_outcome
+
+    outcomes = [relation_outcome(image, text) for text, form, row in zip(texts, forms, samples.images)
+                if form == "relation" for image in row]
+    return {k: outcomes.count(k) / max(len(outcomes), 1) for k in RELATION_OUTCOMES}
+
+
 def evaluate(settings: EvalSettings, *, log: Callable[[str], None] = print,
              preloaded: dict[str, Any] | None = None,
              decorate: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -352,6 +361,8 @@ def compare(samples: list[ModelSamples], settings: EvalSettings, texts: list[str
         if forms and "accuracy" in values:
             entry["accuracy_by_form"] = {f: float(values["accuracy"][[x == f for x in forms]].mean())
                                          for f in dict.fromkeys(forms)}
+        if forms and "relation" in forms:
+            entry["relation_outcomes"] = relation_outcome_shares(s, texts, forms)
         if s is not samples[0]:
             entry["vs_first"] = {
                 "reference": samples[0].name,

@@ -178,6 +178,17 @@ def render_html(report: dict[str, Any], chart: bytes, strips: list[tuple[str, li
                          + "".join(f"<td>{m.get('accuracy_by_form', {}).get(f, float('nan')):.3f}</td>" for f in forms)
                          + "</tr>")
         parts.append("</table>")
+    if any("relation_outcomes" in m for m in models):
+        kinds = list(models[0].get("relation_outcomes", {}))
+        parts.append("<h2>Relation prompts: how the layout came out</h2><table><tr><th class='l'>model</th>"
+                     + "".join(f"<th>{esc(k)}</th>" for k in kinds) + "</tr>")
+        for m in models:
+            parts.append(f"<tr><td class='l'>{esc(m['name'])}</td>"
+                         + "".join(f"<td>{m.get('relation_outcomes', {}).get(k, float('nan')):.3f}</td>" for k in kinds)
+                         + "</tr>")
+        parts.append("</table><p class='note'>Share of relation samples: right; reversed (the objects swapped: "
+                     "the axis is known but not which object goes where, as when a prompt is read as a bag of "
+                     "words); other; an object missing.</p>")
     parts.append(f"<h2>Chart</h2><img src='{_data_uri(chart)}' alt='means with 95 % CIs'>")
     parts.append("<h2>Samples</h2><p class='note'>Same prompt and seed in each row; "
                  "frame green = correct, red = incorrect (accuracy scorer).</p><table class='g'><tr><th class='l'>prompt</th>"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mmpref.sandbox.shapes.grammar import COLORS, Prompt, parse_prompt
+from mmpref.sandbox.shapes.grammar import COLORS, MIRROR, Prompt, parse_prompt
 from mmpref.sandbox.shapes.segment import Blob, ImageLike, as_image_list, find_blobs
 
 
@@ -80,3 +80,25 @@ def truth_scores(images: Sequence[ImageLike] | np.ndarray, prompts: Sequence[str
 def truth_correct(images: Sequence[ImageLike] | np.ndarray, prompts: Sequence[str | Prompt]) -> np.ndarray:
     """Whether each image satisfies its prompt completely (bool array)."""
     return np.array([j.correct for j in judge_batch(images, prompts)], dtype=bool)
+
+
+RELATION_OUTCOMES: tuple[str, ...] = ("right", "reversed", "other", "missing")
+
+
+def relation_outcome(image: ImageLike, prompt: str | Prompt) -> str | None:
+    """How a relation prompt's layout came out: "right", "reversed" (the objects swapped: the model knows
+    the axis but not which object goes where, the typical failure of a model that reads a prompt as a bag
+    of words), "other" (neither), or "missing" (an object's colour absent); None for other forms."""
+    parsed = parse_prompt(prompt)
+    if parsed.relation is None:
+        return None
+    blobs = find_blobs(image)
+    first, second = (blobs[g.color] for g in parsed.groups)
+    if not (first and second):
+        return "missing"
+    if relation_holds(first[0], second[0], parsed.relation):
+        return "right"
+    if relation_holds(first[0], second[0], MIRROR[parsed.relation]):
+        return "reversed"
+    return "other"
+
