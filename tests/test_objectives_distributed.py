@@ -37,7 +37,10 @@ def worker(rank: int, port: int, queue) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
-        queue.put((rank, run_objectives(slice(3 * rank, 3 * rank + 3))))
+        # Plain lists: a tensor sent through a torch queue is shared by file descriptor, which the parent
+        # can no longer open once this process has exited.
+        state = run_objectives(slice(3 * rank, 3 * rank + 3))
+        queue.put((rank, {key: value.tolist() for key, value in state.items()}))
     finally:
         dist.destroy_process_group()
 
@@ -56,7 +59,8 @@ def test_two_ranks_agree_with_one_process_on_the_union():
     procs = [ctx.Process(target=worker, args=(rank, port, queue)) for rank in range(2)]
     for p in procs:
         p.start()
-    results = dict(queue.get(timeout=120) for _ in procs)
+    results = {rank: {key: torch.tensor(value) for key, value in state.items()}
+               for rank, state in (queue.get(timeout=120) for _ in procs)}
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
