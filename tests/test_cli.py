@@ -29,6 +29,27 @@ def test_every_bundled_config_passes_dry_run(capsys, name):
     assert kind in resolved
 
 
+LIGHT = """
+import contextlib, io, sys
+import yaml
+from mmpref.cli import main
+from mmpref.config.loader import bundled_configs
+
+for name, path in bundled_configs().items():
+    command = "train" if "method" in yaml.safe_load(path.read_text()) else "generate"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([command, name, "--dry-run"]) == 0, name
+print(sorted(m for m in ("diffusers", "transformers", "peft", "open_clip", "accelerate") if m in sys.modules))
+"""
+
+
+def test_dry_run_builds_nothing_heavy():
+    """--dry-run validates every bundled config without importing a model library."""
+    proc = subprocess.run([sys.executable, "-c", LIGHT], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
+
+
 def test_list_shows_every_registry_and_configs(capsys):
     code, out, _ = run_cli(capsys, "list")
     assert code == 0
@@ -100,6 +121,37 @@ def test_overrides_may_follow_the_dry_run_flag(capsys, tmp_path):
     assert info.value.code == 2
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("method: preference\n", "model.adapter: required key is missing: name one of the adapters"),
+        (
+            "method: preference\nmodel: {adapter: {name: text_to_image, pretrained: x}}\n",
+            "data.source: required key is missing: set it in the config or pass `data.source=...`",
+        ),
+    ],
+)
+def test_missing_required_key_exits_2(capsys, tmp_path, text, expected):
+    code, out, err = run_cli(capsys, "train", write(tmp_path, text), "--dry-run")
+    assert code == 2 and out == ""
+    assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_help_lists_every_command(capsys):
+    from mmpref.cli import COMMANDS
+
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "common workflows" in out
+    for command in COMMANDS:
+        assert f"    {command} " in out, command
+        with pytest.raises(SystemExit) as info:
+            main([command, "--help"])
+        assert info.value.code == 0 and f"usage: mmpref {command}" in capsys.readouterr().out
+
+
 def test_missing_arguments_exit_2_with_usage(capsys):
     with pytest.raises(SystemExit) as info:
         main(["eval"])
@@ -114,6 +166,32 @@ def test_console_script_exit_status_without_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert "config file not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+INTERNAL = """
+import sys
+from dataclasses import dataclass
+from mmpref.cli import main
+from mmpref.registry import METHODS
+
+@dataclass
+class Params:
+    steps: int = 1
+
+@METHODS.register("broken", summary="raises a bug", params=Params)
+def broken(config):
+    raise RuntimeError("a bug in mmpref")
+
+sys.exit(main(["train", sys.argv[1]]))
+"""
+
+
+def test_internal_errors_keep_their_traceback(tmp_path):
+    """Only user errors are shortened to one line; a bug in a method shows where it happened."""
+    config = write(tmp_path, "method: broken\n")
+    proc = subprocess.run([sys.executable, "-c", INTERNAL, config], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "RuntimeError: a bug in mmpref" in proc.stderr
 
 
 def test_bandit_training_moves_true_reward(capsys):

@@ -28,6 +28,17 @@ class Outer:
     note: str | None = None
 
 
+@dataclass
+class Source:
+    url: str = REQUIRED
+    split: str = "train"
+
+
+@dataclass
+class WithSection:
+    source: Source = field(default_factory=Source)
+
+
 def build(data: dict) -> Outer:
     return build_dataclass(Outer, data, Where("cfg.yaml"))
 
@@ -81,3 +92,14 @@ def test_yaml_syntax_error_names_line(tmp_path: Path):
         read_yaml(bad)
     assert str(bad) in str(info.value) and "YAML syntax error" in str(info.value)
     assert ":4:" in str(info.value) or ":3:" in str(info.value)
+
+
+def test_an_omitted_section_still_needs_its_required_keys():
+    """Leaving out `source:` entirely must not smuggle its required `url` through as the sentinel."""
+    with pytest.raises(ConfigError) as info:
+        build_dataclass(WithSection, {}, Where("cfg.yaml"))
+    assert "cfg.yaml: source.url: required key is missing" in str(info.value)
+    with pytest.raises(ConfigError, match="source.url: required key is missing"):
+        build_dataclass(WithSection, {"source": {"split": "test"}}, Where("cfg.yaml"))
+    ok = build_dataclass(WithSection, {"source": {"url": "u"}}, Where("cfg.yaml"))
+    assert ok.source.url == "u" and ok.source.split == "train"

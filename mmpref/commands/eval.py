@@ -22,7 +22,7 @@ example:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "eval",
-        help="compare models on held-out prompts: scores with 95% CIs, win rates, report.html",
+        help="compare models on held-out prompts: scores with 95%% CIs, win rates, report.html",
         description="Generate every model on the same prompts with the same seeds, score the samples with "
         "registered reward models, and write report.json, report.html and image grids to --out. CIs are "
         "seeded percentile bootstraps over prompts.",

@@ -193,11 +193,12 @@ def build_dataclass(cls: type, data: Any, where: Where) -> Any:
         registry = f.metadata.get("registry")
         if name in data:
             kwargs[name] = validate_value(hints[name], data[name], sub, registry)
-        elif f.default is REQUIRED:
-            raise sub.fail(f"required key is missing: set it in the config or pass `{sub.path}=...`.")
-        elif f.default is MISSING and f.default_factory is MISSING:
-            raise sub.fail(f"required key is missing: set it in the config or pass `{sub.path}=...`.")
+        elif f.default is REQUIRED or (f.default is MISSING and f.default_factory is MISSING):
+            raise _missing(sub, registry)
     obj = cls(**kwargs)
+    for name, f in known.items():  # an absent section's defaults may hold required keys of their own
+        if name not in data and f.default is MISSING:
+            _check_required(getattr(obj, name), where.child(name))
     check = getattr(obj, "check", None)
     if callable(check):
         try:
@@ -205,6 +206,32 @@ def build_dataclass(cls: type, data: Any, where: Where) -> Any:
         except (ValueError, UserError) as err:
             raise where.fail(str(err)) from None
     return obj
+
+
+def _missing(where: Where, registry: str | None = None) -> ConfigError:
+    """The error for a required key left unset (a component key also lists the names it accepts)."""
+    if registry is not None:
+        from mmpref.registry import ALL_REGISTRIES
+
+        reg = ALL_REGISTRIES[registry]
+        return where.fail(
+            f"required key is missing: name one of the {reg.plural} ({', '.join(reg.names())}), "
+            f"e.g. `{where.path}={next(iter(reg.names()), 'NAME')}`."
+        )
+    return where.fail(f"required key is missing: set it in the config or pass `{where.path}=...`.")
+
+
+def _check_required(value: Any, where: Where) -> None:
+    """Fail on the first REQUIRED left in a default-built section (`data:` omitted, `data.source` required)."""
+    if isinstance(value, str) and value == REQUIRED:
+        raise _missing(where)
+    if is_dataclass(value) and not isinstance(value, type) and not isinstance(value, Component):
+        for f in fields(value):
+            if f.init:
+                sub = where.child(f.name)
+                if getattr(value, f.name) == REQUIRED and f.metadata.get("registry"):
+                    raise _missing(sub, f.metadata["registry"])
+                _check_required(getattr(value, f.name), sub)
 
 
 def resolve_component(registry: str, value: Any, where: Where) -> Component:
