@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from mmpref.config import read_yaml
 from mmpref.config.loader import bundled_configs
@@ -22,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("what", nargs="?", choices=[*TITLES, "configs"], help="show only one section")
 
 
-def config_summary(path) -> str:
+def config_summary(path: Path) -> str:
     """The first comment line of a bundled config, which says what the recipe is."""
     for line in path.read_text().splitlines():
         if line.startswith("#"):

@@ -53,7 +53,13 @@ class HardLabels(LabelModel):
 
     name = "hard"
 
-    def forward(self, loss_pos, loss_neg, target, weight) -> Coefficients:  # type: ignore[override]
+    def forward(
+        self,
+        loss_pos: torch.Tensor,
+        loss_neg: torch.Tensor,
+        target: torch.Tensor | None,
+        weight: torch.Tensor | None,
+    ) -> Coefficients:
         return torch.ones_like(loss_pos), torch.zeros_like(loss_pos), {}
 
 
@@ -66,7 +72,13 @@ class SmoothedLabels(LabelModel):
         super().__init__()
         self.epsilon = float(epsilon)
 
-    def forward(self, loss_pos, loss_neg, target, weight) -> Coefficients:  # type: ignore[override]
+    def forward(
+        self,
+        loss_pos: torch.Tensor,
+        loss_neg: torch.Tensor,
+        target: torch.Tensor | None,
+        weight: torch.Tensor | None,
+    ) -> Coefficients:
         eps = self.epsilon
         return torch.full_like(loss_pos, 1.0 - eps), torch.full_like(loss_pos, eps), {}
 
@@ -87,7 +99,13 @@ class RobustLabels(LabelModel):
         super().__init__()
         self.flip_rate = float(flip_rate)
 
-    def forward(self, loss_pos, loss_neg, target, weight) -> Coefficients:  # type: ignore[override]
+    def forward(
+        self,
+        loss_pos: torch.Tensor,
+        loss_neg: torch.Tensor,
+        target: torch.Tensor | None,
+        weight: torch.Tensor | None,
+    ) -> Coefficients:
         eps = self.flip_rate
         scale = 1.0 / (1.0 - 2.0 * eps)
         return torch.full_like(loss_pos, (1.0 - eps) * scale), torch.full_like(loss_pos, -eps * scale), {}
@@ -101,7 +119,13 @@ class SoftLabels(LabelModel):
 
     name = "soft"
 
-    def forward(self, loss_pos, loss_neg, target, weight) -> Coefficients:  # type: ignore[override]
+    def forward(
+        self,
+        loss_pos: torch.Tensor,
+        loss_neg: torch.Tensor,
+        target: torch.Tensor | None,
+        weight: torch.Tensor | None,
+    ) -> Coefficients:
         if target is None:
             raise DataError(
                 "labels 'soft' needs a per-pair `target` (probability that chosen beats rejected); "
@@ -137,7 +161,13 @@ class LCPOLabels(LabelModel):
         logit_eta = torch.log(eta) - torch.log1p(-eta)
         return torch.sigmoid(f32(loss_neg).detach() - f32(loss_pos).detach() + logit_eta)
 
-    def forward(self, loss_pos, loss_neg, target, weight) -> Coefficients:  # type: ignore[override]
+    def forward(
+        self,
+        loss_pos: torch.Tensor,
+        loss_neg: torch.Tensor,
+        target: torch.Tensor | None,
+        weight: torch.Tensor | None,
+    ) -> Coefficients:
         w = self.posterior(loss_pos, loss_neg)
         wt = f32(weight).detach() if weight is not None else torch.ones_like(w)
         mean_w = (w * wt).sum() / wt.sum().clamp_min(1e-12)
