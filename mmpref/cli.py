@@ -21,7 +21,7 @@ mmpref aligns diffusion and multimodal models with preference data:
 sample a model, score the samples, pair them, train on the pairs.
 
 common workflows:
-  mmpref demo                                   align a tiny built-in model on 2 CPU cores and prove the gain
+  mmpref demo                                   align a tiny built-in model on 2 CPU cores and measure the gain
   mmpref list                                   every objective, adapter, method, scorer, pipeline and config
   mmpref cp sdxl_diffusion_dpo_lora my.yaml     copy a bundled recipe to edit it
   mmpref train my.yaml training.lr=1e-5         train (key.path=value overrides; --dry-run validates only)
