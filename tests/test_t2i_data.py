@@ -143,3 +143,43 @@ def test_encoded_cache_is_written_once_and_reused(tmp_path):
     other = {"model": {**adapter.cache_identity(), "resolution": 64}, "data": data_identity(ds)}
     assert build_or_load(adapter, ds, tmp_path / "cache", other, acc, dtype="float32", batch_size=2)[1] != folder
     assert np.isfinite(row["latents"].numpy()).all()
+
+
+def test_arrow_save_to_disk_imagefolder_and_datasets_name_sources(tmp_path):
+    """Generic pairs as image bytes (datasets Image feature) in every local form, and a one-image imagefolder."""
+    import json
+    import shutil
+
+    import datasets
+
+    from mmpref.testing.data import jpeg_bytes
+
+    rng = np.random.default_rng(0)
+    image = datasets.Image()
+    rows = [{"prompt": f"p{i}", "chosen": {"bytes": jpeg_bytes(rng), "path": None},
+             "rejected": {"bytes": jpeg_bytes(rng) if i != 2 else b"junk", "path": None}} for i in range(4)]
+    features = datasets.Features({"prompt": datasets.Value("string"), "chosen": image, "rejected": image})
+    datasets.Dataset.from_list(rows, features=features).save_to_disk(str(tmp_path / "saved"))
+    shutil.copytree(tmp_path / "saved", tmp_path / "arrows", ignore=shutil.ignore_patterns("*.json"))
+    for source in (tmp_path / "saved", tmp_path / "saved" / "data-00000-of-00001.arrow", tmp_path / "arrows",
+                   tmp_path / "arrows"):  # twice: the scan's own cache-*.arrow in that folder is not data
+        opened, report = scan_file(source)
+        assert report.schema == "pairs" and report.rows == [0, 1, 3], source
+        assert report.bad == [(2, "rejected: cannot decode image (not a recognised image format)")]
+        assert isinstance(opened.dataset[0]["chosen"], dict), "Image columns reach the scan undecoded"
+    assert any(p.name.startswith("cache-") for p in (tmp_path / "arrows").iterdir())
+
+    folder = tmp_path / "imagefolder"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    (folder / "metadata.jsonl").write_text("\n".join(
+        json.dumps({"file_name": f"{i}.png", "prompt": f"q{i}", "label": i % 2}) for i in range(3)))
+    (folder / "2.png").write_bytes(b"broken")
+    _, report = scan_file(folder)
+    assert report.schema == "single" and report.rows == [0, 1] and report.target == [0.0, 1.0]
+    assert report.bad[0][0] == 2 and "image: cannot decode image" in report.bad[0][1]
+
+    with pytest.raises(DataError) as err:  # a datasets name; offline here, so it fails with one clear line
+        open_source("nobody/no-such-dataset", split="train")
+    assert "loading it as a datasets name failed" in str(err.value) and "\n" not in str(err.value)

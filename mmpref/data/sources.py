@@ -77,7 +77,8 @@ def _open_local(path: Path, split: str) -> tuple[Any, Path | None]:
     parquet = sorted(str(p) for p in path.rglob("*.parquet"))
     if parquet:
         return _load_files("parquet", parquet, label), path
-    arrow = sorted(str(p) for p in path.rglob("*.arrow"))
+    # datasets writes `cache-<fingerprint>.arrow` next to arrow files it maps (the scan does): not data.
+    arrow = sorted(str(p) for p in path.rglob("*.arrow") if not p.name.startswith("cache-"))
     if arrow:
         from datasets import concatenate_datasets
 
