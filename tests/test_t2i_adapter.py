@@ -168,3 +168,17 @@ def test_unusable_pretrained_is_one_clear_line(tmp_path):
 
     with pytest.raises(UserError, match="not a diffusers pipeline directory"):
         load(tmp_path / "nothing-here")
+
+
+def test_attention_backend_switch(pipelines):
+    import importlib.util
+
+    from mmpref.errors import UserError
+
+    adapter = load(pipelines["sdxl"])
+    assert adapter.enable_memory_efficient_attention("sdpa") == "sdpa"
+    assert adapter.enable_memory_efficient_attention("auto") == "sdpa"  # xformers only on CUDA
+    assert {type(p).__name__ for p in adapter.unet.attn_processors.values()} == {"AttnProcessor2_0"}
+    if importlib.util.find_spec("xformers") is None:
+        with pytest.raises(UserError, match=r"model.attention: xformers is not installed"):
+            adapter.enable_memory_efficient_attention("xformers")

@@ -6,6 +6,7 @@ from_pretrained, configs validated from YAML, outputs loaded by stock diffusers 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -150,7 +151,12 @@ def test_sdxl_lora_with_cache_validation_grid_and_tensorboard(tmp_path, assets):
     from PIL import Image
 
     assert Image.open(out / "validation" / "step-000002.png").size == (3 * 32, 2 * 32)
-    assert list((out / "logs").rglob("events.out.tfevents*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(next((out / "logs").rglob("events.out.tfevents*")).parent))
+    events.Reload()
+    assert [e.step for e in events.Images("validation")] == [0, 1, 2]  # the grids reached the tracker
+    assert [e.step for e in events.Scalars("loss")] == [1, 2]
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["checkpoint-000002"]  # retention limit 1
     assert result["output"].endswith("pytorch_lora_weights.safetensors")
     before = stock_images(StableDiffusionXLPipeline, assets["sdxl"])
@@ -211,6 +217,19 @@ def test_unpaired_objectives_on_single_images_and_on_pairs(tmp_path, assets, obj
     assert result["data"]["schema"] == data
 
 
+@pytest.mark.parametrize("objective, step1", [
+    ("{name: ipo, beta: 0.5}", 1.0),  # (Δ − 1/(2β))² at Δ = 0
+    ("{name: cdpo, beta: 5000, label_smoothing: 0.2}", LOG2),
+    ("{name: rdpo, beta: 5000, flip_rate: 0.2}", LOG2),
+])
+def test_other_pairwise_objectives_train_on_image_pairs(tmp_path, assets, objective, step1):
+    cfg = make_config(tmp_path, assets["sd"], assets["pickapic"], f"objective={objective}", "training.max_steps=2")
+    PreferenceTrainer(cfg, progress=False).setup().fit()
+    rows = read_metrics(tmp_path / "out" / "metrics.jsonl")
+    assert rows[0]["loss"] == pytest.approx(step1, rel=1e-6) and math.isfinite(rows[1]["loss"])
+    assert rows[1]["loss"] != pytest.approx(step1, rel=1e-9)
+
+
 def test_pairwise_objective_refuses_single_samples(tmp_path, assets):
     with pytest.raises(DataError, match="needs pairs"):
         PreferenceTrainer(make_config(tmp_path, assets["sd"], assets["single"]), progress=False).setup()
@@ -244,3 +263,41 @@ def test_ties_as_soft_targets_need_a_soft_objective(tmp_path, assets):
     batch = next(iter(trainer.loader))
     assert trainer.soft_targets and batch["target"].tolist() == [1.0] * 8 + [0.5]
     assert trainer.fit()["data"]["ties_kept"]
+
+
+def test_progress_bar_shows_loss_accuracy_and_eta(tmp_path):
+    import io
+
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from mmpref.training.tracking import MetricsLog
+
+    stream = io.StringIO()
+    bar = tqdm(total=4, file=stream, mininterval=0)
+    log = MetricsLog(Accelerator(cpu=True), tmp_path / "metrics.jsonl", bar)
+    log.add(torch.tensor(0.5), {"rewards/accuracies": torch.tensor(1.0)})
+    log.add(torch.tensor(0.7), {"rewards/accuracies": torch.tensor(0.5)})
+    assert log.flush(1, {})["rewards/accuracies"] == 0.75
+    bar.update(1)
+    text = stream.getvalue().split("\r")[-1]
+    assert "loss=0.6000" in text and "acc=0.75" in text and "1/4 [00:00<" in text  # '<' precedes tqdm's ETA
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is not None, reason="bitsandbytes is installed")
+def test_8bit_adam_without_bitsandbytes_is_one_clear_line(tmp_path, assets):
+    from mmpref.errors import UserError
+    from mmpref.training.setup import make_optimizer
+
+    cfg = make_config(tmp_path, assets["sd"], assets["pickapic"], "optimizer.use_8bit_adam=true")
+    with pytest.raises(UserError, match=r"^optimizer.use_8bit_adam: bitsandbytes is not installed"):
+        make_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg, 1)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed")
+def test_missing_tracker_is_one_clear_line(tmp_path, assets):
+    from mmpref.errors import UserError
+
+    cfg = make_config(tmp_path, assets["sd"], assets["pickapic"], "logging.trackers=[tensorboard, wandb]")
+    with pytest.raises(UserError, match=r"^logging.trackers: wandb is not installed; `pip install wandb`"):
+        PreferenceTrainer(cfg, progress=False).setup()
