@@ -104,6 +104,42 @@ def test_through_the_mmpref_cli(folder, tmp_path):
                         capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr
     assert len(pd.read_csv(out)) == 4 and "02.png" in ok.stderr and "scored 4 of 5" in ok.stdout
+    assert "scoring: 100%" in ok.stderr and "5/5" in ok.stderr  # the progress bar, on stderr
+
+
+def test_list_file_csv_and_the_printed_summary(folder, tmp_path, capsys):
+    listing = tmp_path / "list.txt"
+    listing.write_text("# chosen images\nimages/00.png\nimages/03.png\n\nimages/04.png\n")
+    out = tmp_path / "bright.csv"
+    assert score_command.run(parse(str(listing), "--model", "brightness", "--out", str(out), "--no-progress")) == 0
+    table = pd.read_csv(out)
+    assert table["path"].tolist() == ["images/00.png", "images/03.png", "images/04.png"]
+    values = table["brightness"].to_numpy()
+    mean, std = values.mean(), values.std(ddof=1)
+    half = 1.96 * std / np.sqrt(3)
+    line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith("brightness"))
+    assert line.split() == ["brightness", "3", f"{mean:.4f}", f"{std:.4f}", f"[{mean - half:.4f},", f"{mean + half:.4f}]"]
+
+
+def test_dtype_flag_reaches_the_scorer(folder, clip_dir, tmp_path):
+    def scores(dtype: str) -> np.ndarray:
+        out = tmp_path / f"{dtype}.csv"
+        score_command.run(parse(str(folder), "--model", "pickscore", "--prompt", "a red cat", "--weights",
+                                f"pickscore={clip_dir}", "--dtype", dtype, "--device", "cpu", "--out", str(out),
+                                "--no-progress"))
+        return pd.read_csv(out)["pickscore"].to_numpy()
+
+    full, low = scores("float32"), scores("bf16")
+    assert not np.array_equal(full, low) and np.abs(full - low).max() <= 0.05 * np.abs(full).max()
+    with pytest.raises(UserError, match="unknown dtype 'fp64'"):
+        score_command.run(parse(str(folder), "--model", "brightness", "--dtype", "fp64", "--out", str(tmp_path / "x.csv")))
+
+
+def test_summary_is_mean_sample_std_and_normal_95_ci():
+    n, mean, std, low, high = score_command.summarize([1.0, 2.0, 3.0, 4.0, float("nan")])
+    assert (n, mean) == (4, 2.5) and std == pytest.approx(1.2909944, rel=1e-6)
+    assert (low, high) == pytest.approx((2.5 - 1.96 * std / 2, 2.5 + 1.96 * std / 2))
+    assert score_command.summarize([5.0])[:2] == (1, 5.0)
 
 
 def test_cli_core_prints_user_errors_as_one_line(folder, clip_dir, tmp_path, capsys):
