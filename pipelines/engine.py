@@ -58,6 +58,9 @@ class Job:
 
 JobFactory = Callable[[Any], Job]
 
+BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}{postfix}]"
+"""tqdm's default bar, but always in prompts/s (tqdm flips slow rates to s/prompt), then the ETA."""
+
 
 def plan_shards(n_prompts: int, prompts_per_shard: int) -> list[range]:
     """Positions (into the prompt list) of each shard: fixed consecutive blocks."""
@@ -130,7 +133,7 @@ def run_worker(run: _Run, rank: int, world: int, device: torch.device | None = N
     write = job.write_rows or write_pairs
     desc = "generate" if world == 1 else f"generate [{rank + 1}/{world}]"
     with tqdm(total=total, initial=done, unit="prompt", desc=desc, disable=not job.runtime.progress,
-              position=rank if world > 1 else None, dynamic_ncols=True, smoothing=0.1) as bar:
+              position=rank if world > 1 else None, dynamic_ncols=True, smoothing=0.1, bar_format=BAR_FORMAT) as bar:
         for k in todo:
             started = time.perf_counter()
             prompts = [run.prompts.prompts[i] for i in run.shards[k]]

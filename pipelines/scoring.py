@@ -13,8 +13,15 @@ from typing import Any
 
 
 def scorer_label(scorer: Any) -> str:
-    """The name written in the dataset's `scorer` column."""
+    """The name written in the dataset's `scorer` column.
+
+    A composite names its members and weights, e.g. `composite(1*pickscore + 0.5*hpsv2)`, so a pair
+    says which models ranked it without the config at hand.
+    """
     name = str(getattr(scorer, "name", type(scorer).__name__))
+    members = getattr(scorer, "members", None)
+    if members:
+        name += "(" + " + ".join(f"{float(m.weight):g}*{scorer_label(m.scorer)}" for m in members) + ")"
     return name if getattr(scorer, "higher_is_better", True) else f"-{name}"
 
 
