@@ -7,7 +7,6 @@ score_distributions.png and contact_sheet.png let a person check the scorer's ju
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 from mmpref.pipelines.filters import FILTERS
 from mmpref.pipelines.prompts import PromptList
-from mmpref.pipelines.shards import RunDirectory
+from mmpref.pipelines.shards import RunDirectory, write_json
 
 
 def describe(values: Sequence[float]) -> dict[str, float | int | None]:
@@ -130,7 +129,7 @@ def finalize(rundir: RunDirectory, prompts: PromptList, job: Any, content: dict[
     summary = build_summary(records, prompts, job.pipeline, scorer, margins)  # type: ignore[arg-type]
     if getattr(job, "finish", None) is not None:
         job.finish(rundir, records, summary)  # the pipeline's own report sections and plots
-    (rundir.root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(rundir.root / "summary.json", summary)
     scores = [float(s["score"]) for r in records for s in r["samples"] if s.get("score") is not None]  # type: ignore[index]
     plot_distributions(scores, margins, rundir.root / "score_distributions.png", scorer)
     (getattr(job, "contact_sheet", None) or contact_sheet)(sample_rows, rundir.root / "contact_sheet.png")

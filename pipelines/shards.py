@@ -41,7 +41,8 @@ def fingerprint(content: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """JSON written atomically: a killed run never leaves a torn file behind."""
     write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
 
 
@@ -84,7 +85,7 @@ class RunDirectory:
 
     def write_record(self, shard: int, record: dict[str, Any]) -> None:
         self.records_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(self.record_file(shard), record)
+        write_json(self.record_file(shard), record)
 
     def clean_temporaries(self) -> int:
         """Delete temporary files a killed run left behind; returns how many."""
@@ -147,7 +148,7 @@ class RunDirectory:
             "pid": os.getpid(),
             "content": content,
         }
-        _write_json(self.manifest_path, manifest)
+        write_json(self.manifest_path, manifest)
 
     def refresh_manifest(self, pipeline: str, content: dict[str, Any]) -> list[int]:
         """Rewrite the manifest from the shard records on disk; returns the complete shards."""
