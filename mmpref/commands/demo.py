@@ -22,7 +22,7 @@ overrides (STAGE.KEY.PATH=VALUE):
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "demo",
-        help="align a tiny built-in model on a CPU (generate -> train -> eval) and prove the gain",
+        help="align a tiny built-in model on a CPU (generate -> train -> eval) and measure the gain",
         description="Generate preference pairs from the shipped shapes-world base model, train Diffusion-DPO "
         "with LoRA through the same trainer as `mmpref train`, and evaluate base vs aligned on held-out "
         "prompts with the ground-truth reward: accuracy gain with a 95%% bootstrap CI and the win rate.",
