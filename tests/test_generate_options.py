@@ -123,3 +123,23 @@ def test_progress_bar_shows_prompts_per_second_and_eta(model, tmp_path, capsys):
     support.run_config(config)
     err = capsys.readouterr().err
     assert re.search(r"generate: +100%.*6/6 \[\d\d:\d\d<\d\d:\d\d, +\d+(\.\d+)?prompt/s", err), err[-500:]
+
+
+def test_guidance_scale_reaches_the_pipeline(model):
+    """The configured guidance scale is the one the images are made with: a stock pipeline call with the
+    same seed and scale reproduces them, and another scale gives other pixels."""
+    from diffusers import StableDiffusionPipeline
+
+    from mmpref.pipelines.seeds import derive_seed
+
+    request = [SampleRequest(0, 0, derive_seed(7, 0, 0), PROMPTS[0], PROMPTS[0])]
+    made = {}
+    for scale in (1.5, 6.0):
+        sampling = ImageSamplingConfig(samples_per_prompt=2, steps=2, guidance_scale=scale, height=32, width=32)
+        made[scale] = DiffusersImageSampler(ImageModelConfig(path=str(model)), sampling, torch.device("cpu")).sample(request)[0].sample
+    stock = StableDiffusionPipeline.from_pretrained(str(model), safety_checker=None)
+    stock.set_progress_bar_config(disable=True)
+    image = stock(PROMPTS[0], num_inference_steps=2, guidance_scale=6.0, height=32, width=32, output_type="np",
+                  generator=torch.Generator().manual_seed(request[0].seed)).images[0]
+    assert np.abs(np.round(image * 255).astype(np.int16) - made[6.0].astype(np.int16)).max() <= 1
+    assert (made[1.5] != made[6.0]).mean() > 0.05
