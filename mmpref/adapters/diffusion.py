@@ -15,12 +15,18 @@ the same coefficient: β = 5000 here. With `logp_scale: 1.0`, β means what it m
 
 Timestep and noise are drawn once per group (pair) and shared by its samples and by the policy and
 reference passes, so the noise cancels in the DPO differences.
+
+The helpers below (weight-file signature, move-and-cast, LoRA metadata, `sampling_mode`) are what the
+stock-pipeline adapters (`text_to_image`, `text_to_audio`) would otherwise each spell out.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,11 +36,36 @@ from mmpref.adapters.prediction import DiffusionProcess, per_sample_mse
 from mmpref.errors import UserError
 
 
+def weight_files_signature(root: str, subfolders: Sequence[str]) -> list[Any]:
+    """Sizes and mtimes of a local model's weight files, so a cache notices replaced weights."""
+    out: list[Any] = []
+    for sub in subfolders:
+        folder = Path(root) / sub
+        if folder.is_dir():
+            for f in sorted(folder.glob("*.safetensors")):
+                stat = f.stat()
+                out.append([f"{sub}/{f.name}", stat.st_size, int(stat.st_mtime)])
+    return out
+
+
+def move_and_cast(module: Any, device: torch.device, dtype: torch.dtype) -> Any:
+    """Move, and cast only when the dtype changes (diffusers warns on every dtype-carrying `.to`)."""
+    module = module.to(device)
+    return module if module.dtype == dtype else module.to(dtype=dtype)
+
+
+def lora_metadata(lora_config: dict[str, Any]) -> dict[str, Any]:
+    """The LoRA config as JSON-safe file metadata (sets sorted, other non-JSON values as strings)."""
+    return json.loads(json.dumps(lora_config, default=lambda o: sorted(o) if isinstance(o, set) else str(o)))
+
+
 class DiffusionAdapter(PreferenceAdapter):
     """A `PreferenceAdapter` whose trainable module is a denoiser; subclasses implement `denoise`."""
 
     process: DiffusionProcess
     logp_scale: float = 0.5
+    device: torch.device
+    weight_dtype: torch.dtype
 
     @abstractmethod
     def denoise(self, module: Callable[..., Any], noisy: torch.Tensor, timesteps: torch.Tensor,
@@ -52,6 +83,21 @@ class DiffusionAdapter(PreferenceAdapter):
             self.trainable.enable_xformers_memory_efficient_attention()
             return "xformers"
         return "sdpa"
+
+    @contextlib.contextmanager
+    def sampling_mode(self) -> Iterator[None]:
+        """Sample with the denoiser in eval mode, under autocast to the weight dtype unless that is float32;
+        the denoiser's training mode comes back afterwards, even when sampling fails."""
+        module = self.trainable
+        was_training = module.training
+        module.eval()
+        autocast = (torch.autocast(self.device.type, dtype=self.weight_dtype)
+                    if self.weight_dtype != torch.float32 else contextlib.nullcontext())
+        try:
+            with autocast:
+                yield
+        finally:
+            module.train(was_training)
 
     def draw(self, encoded: Encoded, generator: torch.Generator) -> Draw:
         """One timestep and one noise tensor per group, repeated for its G samples (group-major layout)."""

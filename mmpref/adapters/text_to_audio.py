@@ -19,7 +19,6 @@ beta: 2000}` is Tango 2's loss −log σ(−½·2000·[(err_w − err_l) − (re
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -31,7 +30,7 @@ from typing import Any, Literal
 import torch
 
 from mmpref.adapters.base import Encoded
-from mmpref.adapters.diffusion import DiffusionAdapter
+from mmpref.adapters.diffusion import DiffusionAdapter, lora_metadata, move_and_cast, weight_files_signature
 from mmpref.adapters.prediction import check_timestep_range
 from mmpref.config import REQUIRED
 from mmpref.errors import UserError
@@ -62,22 +61,6 @@ class TextToAudioParams:
         if not self.logp_scale > 0:
             raise ValueError(f"logp_scale must be > 0, got {self.logp_scale}")
         check_timestep_range(self.timestep_range)
-
-
-def _files_signature(root: str, subfolders: Sequence[str]) -> list[Any]:
-    out: list[Any] = []
-    for sub in subfolders:
-        folder = Path(root) / sub
-        if folder.is_dir():
-            for f in sorted(folder.glob("*.safetensors")):
-                stat = f.stat()
-                out.append([f"{sub}/{f.name}", stat.st_size, int(stat.st_mtime)])
-    return out
-
-
-def _to(module: Any, device: torch.device, dtype: torch.dtype) -> Any:
-    module = module.to(device)
-    return module if module.dtype == dtype else module.to(dtype=dtype)
 
 
 class TextToAudioAdapter(DiffusionAdapter):
@@ -138,9 +121,9 @@ class TextToAudioAdapter(DiffusionAdapter):
         frozen_dtype = torch.float32 if p.vae_dtype == "float32" else weight_dtype
         # T5 (FLAN-T5 included) overflows in fp16; it stays fp32 then (bf16 is fine).
         text_dtype = torch.float32 if weight_dtype == torch.float16 else weight_dtype
-        pipe.text_encoder = _to(pipe.text_encoder.requires_grad_(False).eval(), self.device, text_dtype)
-        pipe.vae = _to(pipe.vae.requires_grad_(False).eval(), self.device, frozen_dtype)
-        pipe.vocoder = _to(pipe.vocoder.requires_grad_(False).eval(), self.device, frozen_dtype)
+        pipe.text_encoder = move_and_cast(pipe.text_encoder.requires_grad_(False).eval(), self.device, text_dtype)
+        pipe.vae = move_and_cast(pipe.vae.requires_grad_(False).eval(), self.device, frozen_dtype)
+        pipe.vocoder = move_and_cast(pipe.vocoder.requires_grad_(False).eval(), self.device, frozen_dtype)
         self.unet = pipe.unet.to(self.device).train()
         self.vae = pipe.vae
         self.pipeline = pipe
@@ -179,7 +162,7 @@ class TextToAudioAdapter(DiffusionAdapter):
         }
         if os.path.isdir(p.pretrained):
             identity["pretrained"] = str(Path(p.pretrained).resolve())
-            identity["files"] = _files_signature(p.pretrained, ["vae", "text_encoder"])
+            identity["files"] = weight_files_signature(p.pretrained, ["vae", "text_encoder"])
         return identity
 
     # ---- encoding ------------------------------------------------------------------------------
@@ -231,21 +214,14 @@ class TextToAudioAdapter(DiffusionAdapter):
                audio_length_in_s: float | None = None, **_: Any) -> list[Any]:
         """Waveforms (float32 numpy, 16 kHz) for every (prompt, seed), prompt-major, with the current weights."""
         seconds = audio_length_in_s or self.params.audio_length_in_s
-        was_training = self.unet.training
-        self.unet.eval()
-        autocast = (torch.autocast(self.device.type, dtype=self.weight_dtype)
-                    if self.weight_dtype != torch.float32 else contextlib.nullcontext())
         clips: list[Any] = []
-        try:
-            with autocast:
-                for prompt in prompts:
-                    generators = [torch.Generator(self.device).manual_seed(int(s)) for s in seeds]
-                    out = self.pipeline([prompt] * len(seeds), audio_length_in_s=seconds, num_inference_steps=steps,
-                                        guidance_scale=guidance_scale, generator=generators,
-                                        max_length=self.params.max_text_length)
-                    clips.extend(list(out.audios))
-        finally:
-            self.unet.train(was_training)
+        with self.sampling_mode():
+            for prompt in prompts:
+                generators = [torch.Generator(self.device).manual_seed(int(s)) for s in seeds]
+                out = self.pipeline([prompt] * len(seeds), audio_length_in_s=seconds, num_inference_steps=steps,
+                                    guidance_scale=guidance_scale, generator=generators,
+                                    max_length=self.params.max_text_length)
+                clips.extend(list(out.audios))
         return clips
 
     def save_validation(self, samples: Sequence[Any], prompts: Sequence[str], seeds: Sequence[int], folder: Path,
@@ -283,7 +259,7 @@ class TextToAudioAdapter(DiffusionAdapter):
         from mmpref.audio.pipeline import TangoPipeline
 
         layers = {k: v.detach().float().cpu() for k, v in lora_state_dict.items()}
-        metadata = json.loads(json.dumps(lora_config, default=lambda o: sorted(o) if isinstance(o, set) else str(o)))
+        metadata = lora_metadata(lora_config)
         TangoPipeline.save_lora_weights(str(output_dir), unet_lora_layers=layers, unet_lora_adapter_metadata=metadata)
         return Path(output_dir) / "pytorch_lora_weights.safetensors"
 

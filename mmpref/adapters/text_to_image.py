@@ -11,9 +11,7 @@ Log-likelihoods follow the ½-factor convention of `mmpref.adapters.diffusion` (
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +21,7 @@ from typing import Any, Literal
 import torch
 
 from mmpref.adapters.base import Encoded
-from mmpref.adapters.diffusion import DiffusionAdapter
+from mmpref.adapters.diffusion import DiffusionAdapter, lora_metadata, move_and_cast, weight_files_signature
 from mmpref.adapters.prediction import check_timestep_range
 from mmpref.config import REQUIRED
 from mmpref.data.images import image_problem, open_image, paired_crop_flip
@@ -53,29 +51,11 @@ class TextToImageParams:
         check_timestep_range(self.timestep_range)
 
 
-def _files_signature(root: str, subfolders: Sequence[str]) -> list[Any]:
-    """Sizes and mtimes of a local model's weight files, so a cache notices replaced weights."""
-    out: list[Any] = []
-    for sub in subfolders:
-        folder = Path(root) / sub
-        if folder.is_dir():
-            for f in sorted(folder.glob("*.safetensors")):
-                stat = f.stat()
-                out.append([f"{sub}/{f.name}", stat.st_size, int(stat.st_mtime)])
-    return out
-
-
 def prepare_images(values: Sequence[Any], rng: Any, *, resolution: int, random_crop: bool,
                    random_flip: bool) -> dict[str, torch.Tensor]:
     """Decode the images of one row and give them one shared crop/flip: pixel values and SDXL time ids."""
     pixels, time_ids = paired_crop_flip([open_image(v) for v in values], resolution, rng, random_crop, random_flip)
     return {"pixel_values": pixels, "time_ids": time_ids}
-
-
-def _to(module: Any, device: torch.device, dtype: torch.dtype) -> Any:
-    """Move, and cast only when the dtype changes (diffusers warns on every dtype-carrying `.to`)."""
-    module = module.to(device)
-    return module if module.dtype == dtype else module.to(dtype=dtype)
 
 
 class TextToImageAdapter(DiffusionAdapter):
@@ -144,7 +124,7 @@ class TextToImageAdapter(DiffusionAdapter):
             tok = self._from_pretrained(transformers.AutoTokenizer, name.replace("text_encoder", "tokenizer"),
                                         weights=False)
             enc = self._from_pretrained(getattr(transformers, cls_name), name)
-            return tok, _to(enc.requires_grad_(False).eval(), device, weight_dtype)
+            return tok, move_and_cast(enc.requires_grad_(False).eval(), device, weight_dtype)
 
         tokenizer, text_encoder = text_part("text_encoder")
         vae_dtype = {"float32": torch.float32, "weight": weight_dtype}.get(
@@ -152,7 +132,7 @@ class TextToImageAdapter(DiffusionAdapter):
         )
         vae = (self._from_pretrained(AutoencoderKL, None, source=p.vae) if p.vae
                else self._from_pretrained(AutoencoderKL, "vae"))
-        self.vae = _to(vae.requires_grad_(False).eval(), device, vae_dtype)
+        self.vae = move_and_cast(vae.requires_grad_(False).eval(), device, vae_dtype)
         unet = self._from_pretrained(UNet2DConditionModel, "unet")
         self.unet = unet.to(device).train()
         noise_scheduler = self._from_pretrained(DDPMScheduler, "scheduler", weights=False)
@@ -194,9 +174,9 @@ class TextToImageAdapter(DiffusionAdapter):
         }
         if os.path.isdir(p.pretrained):
             identity["pretrained"] = str(Path(p.pretrained).resolve())
-            identity["files"] = _files_signature(p.pretrained, ["vae", "text_encoder", "text_encoder_2"])
+            identity["files"] = weight_files_signature(p.pretrained, ["vae", "text_encoder", "text_encoder_2"])
         if p.vae and os.path.isdir(p.vae):
-            identity["vae_files"] = _files_signature(p.vae, ["."])
+            identity["vae_files"] = weight_files_signature(p.vae, ["."])
         return identity
 
     # ---- encoding ------------------------------------------------------------------------------
@@ -263,22 +243,15 @@ class TextToImageAdapter(DiffusionAdapter):
                guidance_scale: float = 7.5, resolution: int | None = None, **_: Any) -> list[Any]:
         """Images for every (prompt, seed), prompt-major, with the UNet's current (LoRA-active) weights."""
         size = resolution or self.params.resolution
-        was_training = self.unet.training
-        self.unet.eval()
-        autocast = (torch.autocast(self.device.type, dtype=self.weight_dtype)
-                    if self.weight_dtype != torch.float32 else contextlib.nullcontext())
         images = []
-        try:
-            with autocast:
-                for prompt in prompts:
-                    generators = [torch.Generator(self.device).manual_seed(int(s)) for s in seeds]
-                    out = self.pipeline(
-                        [prompt] * len(seeds), num_inference_steps=steps, guidance_scale=guidance_scale,
-                        height=size, width=size, generator=generators,
-                    )
-                    images.extend(out.images)
-        finally:
-            self.unet.train(was_training)
+        with self.sampling_mode():
+            for prompt in prompts:
+                generators = [torch.Generator(self.device).manual_seed(int(s)) for s in seeds]
+                out = self.pipeline(
+                    [prompt] * len(seeds), num_inference_steps=steps, guidance_scale=guidance_scale,
+                    height=size, width=size, generator=generators,
+                )
+                images.extend(out.images)
         return images
 
     def pipeline_class(self) -> Any:
@@ -294,7 +267,7 @@ class TextToImageAdapter(DiffusionAdapter):
         layers silently dropped once targets go beyond attention (`proj_in`, `ff.net.*`).
         """
         layers = {k: v.detach().float().cpu() for k, v in lora_state_dict.items()}
-        metadata = json.loads(json.dumps(lora_config, default=lambda o: sorted(o) if isinstance(o, set) else str(o)))
+        metadata = lora_metadata(lora_config)
         self.pipeline_class().save_lora_weights(
             str(output_dir), unet_lora_layers=layers, unet_lora_adapter_metadata=metadata
         )
