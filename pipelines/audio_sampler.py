@@ -22,10 +22,14 @@ import numpy as np
 import torch
 
 from mmpref.config import REQUIRED
-from mmpref.errors import ConfigError, UserError, did_you_mean
-from mmpref.pipelines.sampling import SampleRequest, SampleResult, isolate_failures
-
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+from mmpref.errors import ConfigError, UserError
+from mmpref.pipelines.sampling import (
+    SampleRequest,
+    SampleResult,
+    from_pretrained_dtype,
+    isolate_failures,
+    swap_scheduler,
+)
 
 
 @dataclass
@@ -65,9 +69,7 @@ class AudioSamplingConfig:
 def load_audio_pipeline(model: AudioModelConfig, device: torch.device) -> Any:
     """A TangoPipeline (when model_index.json names it) or `DiffusionPipeline.from_pretrained`, on `device`."""
     import diffusers
-    from diffusers.utils import deprecation_utils
 
-    dtype_key = "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
     index = Path(model.path) / "model_index.json"
     cls: Any = diffusers.DiffusionPipeline
     if index.is_file():
@@ -83,18 +85,13 @@ def load_audio_pipeline(model: AudioModelConfig, device: torch.device) -> Any:
         raise UserError(f"model.path: {model.path} is a Tango checkpoint in its original layout; convert it once with "
                         f"`python -m mmpref.audio.convert_tango {model.path} {model.path}-diffusers`.")
     try:
-        pipe = cls.from_pretrained(model.path, variant=model.variant, **{dtype_key: _DTYPES[model.dtype]})
+        pipe = cls.from_pretrained(model.path, variant=model.variant, **from_pretrained_dtype(model.dtype))
     except (OSError, ValueError, TypeError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise UserError(f"model.path: cannot load a text-to-audio pipeline from '{model.path}': {first} Give a "
                         "TangoPipeline directory (mmpref.audio.convert_tango) or a diffusers audio pipeline.") from None
     if model.scheduler:
-        sched = getattr(diffusers, model.scheduler, None)
-        if sched is None or not hasattr(sched, "from_config"):
-            names = [n for n in dir(diffusers) if n.endswith("Scheduler")]
-            raise ConfigError(f"model.scheduler: diffusers has no scheduler '{model.scheduler}'."
-                              f"{did_you_mean(model.scheduler, names)}")
-        pipe.scheduler = sched.from_config(pipe.scheduler.config)
+        swap_scheduler(pipe, model.scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 

@@ -17,10 +17,14 @@ import numpy as np
 import torch
 
 from mmpref.config import REQUIRED
-from mmpref.errors import ConfigError, UserError, did_you_mean
-from mmpref.pipelines.sampling import SampleRequest, SampleResult, isolate_failures
-
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+from mmpref.errors import ConfigError, UserError
+from mmpref.pipelines.sampling import (
+    SampleRequest,
+    SampleResult,
+    from_pretrained_dtype,
+    isolate_failures,
+    swap_scheduler,
+)
 
 
 @dataclass
@@ -64,24 +68,16 @@ class ImageSamplingConfig:
 def load_diffusers_pipeline(model: ImageModelConfig, device: torch.device) -> Any:
     """`DiffusionPipeline.from_pretrained` with the config's dtype, variant and scheduler, on `device`."""
     import diffusers
-    from diffusers.utils import deprecation_utils
 
-    # diffusers renamed `torch_dtype` to `dtype` (the old name now warns); pass whichever this version reads.
-    dtype_key = "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
     try:
         pipe = diffusers.DiffusionPipeline.from_pretrained(model.path, variant=model.variant,
-                                                           **{dtype_key: _DTYPES[model.dtype]})
+                                                           **from_pretrained_dtype(model.dtype))
     except (OSError, ValueError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise UserError(f"model.path: cannot load a diffusers pipeline from '{model.path}': {first} "
                         "Give a pipeline directory (with model_index.json) or a hub id when online.") from None
     if model.scheduler:
-        cls = getattr(diffusers, model.scheduler, None)
-        if cls is None or not hasattr(cls, "from_config"):
-            names = [n for n in dir(diffusers) if n.endswith("Scheduler")]
-            raise ConfigError(f"model.scheduler: diffusers has no scheduler '{model.scheduler}'."
-                              f"{did_you_mean(model.scheduler, names)}")
-        pipe.scheduler = cls.from_config(pipe.scheduler.config)
+        swap_scheduler(pipe, model.scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
