@@ -52,8 +52,8 @@ from mmpref.pipelines.sampling import SampleRequest
 from mmpref.pipelines.scoring import score_samples
 from mmpref.pipelines.seeds import derive_seed
 from mmpref.pipelines.settings import OutputConfig, RuntimeConfig
-from mmpref.pipelines.worker import ShardResult
-from mmpref.pipelines.writer import sample_hash, write_atomic
+from mmpref.pipelines.worker import ShardResult, sample_and_record
+from mmpref.pipelines.writer import write_atomic
 from mmpref.registry import PIPELINES
 
 NAME = "text_to_audio_pairs"
@@ -310,16 +310,7 @@ class AudioShardWorker:
         return result
 
     def _sample_and_score(self, clips: list[_Clip]) -> None:
-        results = self.sampler.sample([c.request for c in clips])
-        if len(results) != len(clips):
-            raise RuntimeError(f"sampler returned {len(results)} results for {len(clips)} requests")
-        good = []
-        for clip, res in zip(clips, results):
-            if res.ok:
-                clip.sample, clip.hash = res.sample, sample_hash(res.sample)
-                good.append(clip)
-            else:
-                clip.error, clip.stage = res.error, "sample"
+        good = sample_and_record(self.sampler, clips)
         per_scorer = [score_samples(s, [c.sample for c in good], [c.request.prompt for c in good])
                       for s in self.scorer.scorers]
         for i, clip in enumerate(good):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from mmpref.errors import UserError
 from mmpref.pipelines.filters import FILTERS, FiltersConfig, filter_pairs
@@ -20,6 +20,35 @@ from mmpref.pipelines.sampling import Sampler, SampleRequest
 from mmpref.pipelines.scoring import score_samples, scorer_label
 from mmpref.pipelines.seeds import derive_seed
 from mmpref.pipelines.writer import ENCODERS, sample_hash
+
+
+class SampledItem(Protocol):
+    """A request in flight with the slots `sample_and_record` fills in (a shard's sample, an audio clip)."""
+
+    request: SampleRequest
+    sample: Any
+    hash: str
+    error: str | None
+    stage: str | None
+
+
+ItemT = TypeVar("ItemT", bound=SampledItem)
+
+
+def sample_and_record(sampler: Sampler, items: Sequence[ItemT]) -> list[ItemT]:
+    """Sample the items' requests in one sampler call and record each outcome on its item (the sample and its
+    hash, or the sampler's reason at stage "sample"); returns the items that got a sample, the ones to score."""
+    results = sampler.sample([item.request for item in items])
+    if len(results) != len(items):
+        raise RuntimeError(f"sampler returned {len(results)} results for {len(items)} requests")
+    good = []
+    for item, res in zip(items, results):
+        if res.ok:
+            item.sample, item.hash = res.sample, sample_hash(res.sample)
+            good.append(item)
+        else:
+            item.error, item.stage = res.error, "sample"
+    return good
 
 
 @dataclass
@@ -120,16 +149,7 @@ class ShardWorker:
         return result
 
     def _sample_and_score(self, entries: list[_Entry]) -> None:
-        results = self.sampler.sample([e.request for e in entries])
-        if len(results) != len(entries):
-            raise RuntimeError(f"sampler returned {len(results)} results for {len(entries)} requests")
-        good = []
-        for entry, res in zip(entries, results):
-            if res.ok:
-                entry.sample, entry.hash = res.sample, sample_hash(res.sample)
-                good.append(entry)
-            else:
-                entry.error, entry.stage = res.error, "sample"
+        good = sample_and_record(self.sampler, entries)
         scores = score_samples(self.scorer, [e.sample for e in good], [e.request.prompt for e in good])
         for entry, score in zip(good, scores):
             if isinstance(score, str):
