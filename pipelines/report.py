@@ -65,23 +65,29 @@ def build_summary(records: Sequence[dict[str, Any]], prompts: PromptList, pipeli
     }
 
 
-def plot_distributions(scores: Sequence[float], margins: Sequence[float], path: Path, scorer: str) -> None:
-    """Two histograms side by side: every scored sample, and the margin of every kept pair."""
+def plot_histograms(panels: Sequence[tuple[str, Sequence[float]]], path: Path, color: str) -> None:
+    """A PNG of histograms side by side, one per (title, values) panel, each titled with its count ("none"
+    when empty): the one look of every score plot a run writes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for ax, values, title in ((axes[0], scores, f"sample scores ({scorer})"), (axes[1], margins, "kept pair margins")):
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
+    for ax, (title, values) in zip(axes[0], panels):
         if values:
-            ax.hist(values, bins=min(40, max(5, len(values) // 4)), color="#4c72b0")
+            ax.hist(values, bins=min(40, max(5, len(values) // 4)), color=color)
         else:
             ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(f"{title}, n={len(values)}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_distributions(scores: Sequence[float], margins: Sequence[float], path: Path, scorer: str) -> None:
+    """Two histograms side by side: every scored sample, and the margin of every kept pair."""
+    plot_histograms([(f"sample scores ({scorer})", scores), ("kept pair margins", margins)], path, "#4c72b0")
 
 
 def contact_sheet(rows: Sequence[dict[str, Any]], path: Path, cell: int = 128) -> None:

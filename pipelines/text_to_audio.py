@@ -491,21 +491,10 @@ def _finish(labels: Sequence[str], strategies: Sequence[str], sample_rate: Calla
 
 
 def _plot_scorers(by_scorer: dict[str, list[float]], path: Path) -> None:
-    import matplotlib
+    """One histogram of clip scores per scorer, side by side."""
+    from mmpref.pipelines.report import plot_histograms
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(by_scorer), figsize=(4.5 * len(by_scorer), 3.4), squeeze=False)
-    for ax, (label, values) in zip(axes[0], by_scorer.items()):
-        if values:
-            ax.hist(values, bins=min(40, max(5, len(values) // 4)), color="#55a868")
-        else:
-            ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
-        ax.set_title(f"clip scores ({label}), n={len(values)}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plot_histograms([(f"clip scores ({label})", values) for label, values in by_scorer.items()], path, "#55a868")
 
 
 # ---- the job ------------------------------------------------------------------------------------------------
