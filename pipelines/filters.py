@@ -30,6 +30,17 @@ class FiltersConfig:
             raise ValueError("filters.max_margin must be >= filters.min_margin.")
 
 
+def is_duplicate_pair(cand: Candidate, hashes: Sequence[str], seen: set[tuple[str, str]]) -> bool:
+    """Whether a pair shows one sample twice or repeats a (chosen, rejected) pair in `seen`; records it in `seen`.
+
+    The dedup check of every pair filter (this module's and the multi-scorer one), by sample content hash.
+    """
+    key = (hashes[cand.chosen], hashes[cand.rejected])
+    duplicate = key[0] == key[1] or key in seen
+    seen.add(key)
+    return duplicate
+
+
 def filter_pairs(candidates: Sequence[Candidate], scores: Sequence[float], hashes: Sequence[str],
                  config: FiltersConfig) -> tuple[list[Candidate], dict[str, int]]:
     """The candidates that pass every filter, and how many each filter dropped."""
@@ -48,11 +59,8 @@ def filter_pairs(candidates: Sequence[Candidate], scores: Sequence[float], hashe
             reason = "min_winner_score"
         elif config.min_loser_score is not None and scores[cand.rejected] < config.min_loser_score:
             reason = "min_loser_score"
-        elif config.dedup:
-            key = (hashes[cand.chosen], hashes[cand.rejected])
-            if key[0] == key[1] or key in seen:
-                reason = "duplicate"
-            seen.add(key)
+        elif config.dedup and is_duplicate_pair(cand, hashes, seen):
+            reason = "duplicate"
         if reason is None:
             kept.append(cand)
         else:

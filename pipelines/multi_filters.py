@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mmpref.config import REQUIRED, Component, component
+from mmpref.pipelines.filters import is_duplicate_pair
 from mmpref.pipelines.pairing import Candidate
 
 TOLERANCE = 1e-9
@@ -98,11 +99,8 @@ def filter_multi(candidates: Sequence[Candidate], scores: Sequence[Mapping[str, 
             if why is not None:
                 reason = f"{f.label}.{why}"
                 break
-        if reason is None and dedup:
-            key = (hashes[cand.chosen], hashes[cand.rejected])
-            if key[0] == key[1] or key in seen:
-                reason = "duplicate"
-            seen.add(key)
+        if reason is None and dedup and is_duplicate_pair(cand, hashes, seen):
+            reason = "duplicate"
         if reason is None:
             kept.append(cand)
         else:
