@@ -14,7 +14,7 @@ from mmpref.registry import REWARD_MODELS
 from .audio import resample, to_mono
 from .base import Scorer, ScorerParams
 from .clip_hf import pooled
-from .weights import from_pretrained
+from .weights import model_and_processor
 
 
 @dataclass
@@ -77,10 +77,8 @@ class ClapScorer(Scorer):
 @REWARD_MODELS.register("clap", summary="CLAP text-audio score: logit_scale_a.exp()*cos (or raw cos)",
                         params=ClapParams)
 def build(params: ClapParams, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> ClapScorer:
-    from transformers import AutoProcessor, ClapModel
+    from transformers import ClapModel
 
-    files = "config.json, model.safetensors and the processor files (preprocessor_config.json, tokenizer)"
-    model = from_pretrained(ClapModel.from_pretrained, params.weights, scorer="clap", files=files)
-    processor = from_pretrained(AutoProcessor.from_pretrained, params.weights, scorer="clap", files=files)
+    model, processor = model_and_processor(ClapModel, params.weights, scorer="clap")
     return ClapScorer(model, processor, sample_rate=params.sample_rate, scaled=params.scaled, seed=params.seed,
                       device=device, dtype=dtype, batch_size=params.batch_size)

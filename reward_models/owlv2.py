@@ -11,7 +11,7 @@ from mmpref.registry import REWARD_MODELS
 
 from .detection import Detection, DetectorParams, DetectorScorer, center_to_corners
 from .images import to_pil
-from .weights import from_pretrained
+from .weights import model_and_processor
 
 
 @dataclass
@@ -56,10 +56,8 @@ class OwlV2Scorer(DetectorScorer):
 @REWARD_MODELS.register("owlv2", summary="OWLv2 detector: boxes for the prompt's objects; presence/count score",
                         params=OwlV2Params)
 def build(params: OwlV2Params, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> OwlV2Scorer:
-    from transformers import AutoProcessor, Owlv2ForObjectDetection
+    from transformers import Owlv2ForObjectDetection
 
-    files = "config.json, model.safetensors and the processor files (preprocessor_config.json, tokenizer)"
-    model = from_pretrained(Owlv2ForObjectDetection.from_pretrained, params.weights, scorer="owlv2", files=files)
-    processor = from_pretrained(AutoProcessor.from_pretrained, params.weights, scorer="owlv2", files=files)
+    model, processor = model_and_processor(Owlv2ForObjectDetection, params.weights, scorer="owlv2")
     return OwlV2Scorer(model, processor, threshold=params.threshold, nms_iou=params.nms_iou, mode=params.mode,
                        device=device, dtype=dtype, batch_size=params.batch_size)

@@ -121,6 +121,17 @@ def from_pretrained(load: Callable[..., T], spec: str, *, scorer: str, files: st
             hf_logging.enable_progress_bar()
 
 
+def model_and_processor(model_class: Any, spec: str, *, scorer: str) -> tuple[Any, Any]:
+    """A transformers model and its `AutoProcessor`, both from one directory or Hub id (how CLAP and the
+    open-vocabulary detectors ship), with the same UserErrors as `from_pretrained` naming what the directory needs."""
+    from transformers import AutoProcessor
+
+    files = "config.json, model.safetensors and the processor files (preprocessor_config.json, tokenizer)"
+    model = from_pretrained(model_class.from_pretrained, spec, scorer=scorer, files=files)
+    processor = from_pretrained(AutoProcessor.from_pretrained, spec, scorer=scorer, files=files)
+    return model, processor
+
+
 def url_file(url: str, filename: str, *, scorer: str, key: str = "weights") -> str:
     """A file published outside the Hub (e.g. on GitHub), downloaded once into ~/.cache/mmpref/weights."""
     cache = Path(os.environ.get("MMPREF_CACHE", Path.home() / ".cache" / "mmpref")) / "weights"
