@@ -302,11 +302,7 @@ class AudioShardWorker:
                 done += 1
             flush(done)
         flush(len(groups))
-        if result.samples and all(s.get("reason") for s in result.samples):
-            reasons = sorted({s["reason"] for s in result.samples})
-            raise UserError(f"every clip of prompts {prompts[0].index}..{prompts[-1].index} failed "
-                            f"({len(result.samples)} clips), e.g. {reasons[0]!r}; fix the model, scorers or "
-                            "perturber and re-run (complete shards are kept).")
+        result.raise_if_all_failed(prompts, "clip", "the model, scorers or perturber")
         return result
 
     def _sample_and_score(self, clips: list[_Clip]) -> None:

@@ -80,6 +80,15 @@ class ShardResult:
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FILTERS, 0))
     unpaired: list[dict[str, Any]] = field(default_factory=list)  # prompts that gave no pair, and why
 
+    def raise_if_all_failed(self, prompts: Sequence[Prompt], noun: str, culprits: str) -> None:
+        """Stop the run when not one sample of the shard succeeded: that is a systematic fault, not one bad
+        sample. `noun` is what a sample is called ("sample", "clip"), `culprits` what to fix."""
+        if self.samples and all(s.get("reason") for s in self.samples):
+            reasons = sorted({s["reason"] for s in self.samples})
+            raise UserError(f"every {noun} of prompts {prompts[0].index}..{prompts[-1].index} failed "
+                            f"({len(self.samples)} {noun}s), e.g. {reasons[0]!r}; fix {culprits} and re-run "
+                            "(complete shards are kept).")
+
 
 class ShardWorker:
     """Holds the loaded sampler and scorer and turns a list of prompts into pair rows."""
@@ -141,11 +150,7 @@ class ShardWorker:
             next_group += 1
             if on_prompt_done:
                 on_prompt_done(1)
-        if result.samples and all(s.get("reason") for s in result.samples):
-            reasons = sorted({s["reason"] for s in result.samples})
-            raise UserError(f"every sample of prompts {prompts[0].index}..{prompts[-1].index} failed "
-                            f"({len(result.samples)} samples), e.g. {reasons[0]!r}; fix the model, scorer or "
-                            "transform and re-run (complete shards are kept).")
+        result.raise_if_all_failed(prompts, "sample", "the model, scorer or transform")
         return result
 
     def _sample_and_score(self, entries: list[_Entry]) -> None:
