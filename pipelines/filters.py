@@ -6,7 +6,7 @@ summary's drop counts add up to candidates - kept.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mmpref.pipelines.pairing import Candidate
@@ -30,39 +30,47 @@ class FiltersConfig:
             raise ValueError("filters.max_margin must be >= filters.min_margin.")
 
 
-def is_duplicate_pair(cand: Candidate, hashes: Sequence[str], seen: set[tuple[str, str]]) -> bool:
-    """Whether a pair shows one sample twice or repeats a (chosen, rejected) pair in `seen`; records it in `seen`.
+def count_drops(candidates: Sequence[Candidate], names: Sequence[str],
+                first_failed_check: Callable[[Candidate], str | None], hashes: Sequence[str],
+                dedup: bool) -> tuple[list[Candidate], dict[str, int]]:
+    """The candidates no check drops, and per name in `names` how many it dropped.
 
-    The dedup check of every pair filter (this module's and the multi-scorer one), by sample content hash.
+    The loop of every pair filter (this module's and the multi-scorer one): a pair is counted under the
+    first check it fails (`first_failed_check`, then "duplicate" when `dedup` is on: one sample twice, or
+    a repeat of a (chosen, rejected) pair by sample content hash), so the counts add up to candidates - kept.
     """
-    key = (hashes[cand.chosen], hashes[cand.rejected])
-    duplicate = key[0] == key[1] or key in seen
-    seen.add(key)
-    return duplicate
-
-
-def filter_pairs(candidates: Sequence[Candidate], scores: Sequence[float], hashes: Sequence[str],
-                 config: FiltersConfig) -> tuple[list[Candidate], dict[str, int]]:
-    """The candidates that pass every filter, and how many each filter dropped."""
-    dropped = dict.fromkeys(FILTERS, 0)
+    dropped = dict.fromkeys(names, 0)
     kept: list[Candidate] = []
     seen: set[tuple[str, str]] = set()
     for cand in candidates:
-        reason = None
-        if cand.margin <= 0:
-            reason = "tie"
-        elif cand.margin < config.min_margin:
-            reason = "min_margin"
-        elif config.max_margin is not None and cand.margin > config.max_margin:
-            reason = "max_margin"
-        elif config.min_winner_score is not None and scores[cand.chosen] < config.min_winner_score:
-            reason = "min_winner_score"
-        elif config.min_loser_score is not None and scores[cand.rejected] < config.min_loser_score:
-            reason = "min_loser_score"
-        elif config.dedup and is_duplicate_pair(cand, hashes, seen):
-            reason = "duplicate"
+        reason = first_failed_check(cand)
+        if reason is None and dedup:
+            key = (hashes[cand.chosen], hashes[cand.rejected])
+            if key[0] == key[1] or key in seen:
+                reason = "duplicate"
+            seen.add(key)
         if reason is None:
             kept.append(cand)
         else:
             dropped[reason] += 1
     return kept, dropped
+
+
+def filter_pairs(candidates: Sequence[Candidate], scores: Sequence[float], hashes: Sequence[str],
+                 config: FiltersConfig) -> tuple[list[Candidate], dict[str, int]]:
+    """The candidates that pass every filter, and how many each filter dropped."""
+
+    def first_failed_check(cand: Candidate) -> str | None:
+        if cand.margin <= 0:
+            return "tie"
+        if cand.margin < config.min_margin:
+            return "min_margin"
+        if config.max_margin is not None and cand.margin > config.max_margin:
+            return "max_margin"
+        if config.min_winner_score is not None and scores[cand.chosen] < config.min_winner_score:
+            return "min_winner_score"
+        if config.min_loser_score is not None and scores[cand.rejected] < config.min_loser_score:
+            return "min_loser_score"
+        return None
+
+    return count_drops(candidates, FILTERS, first_failed_check, hashes, config.dedup)

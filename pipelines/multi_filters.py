@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mmpref.config import REQUIRED, Component, component
-from mmpref.pipelines.filters import is_duplicate_pair
+from mmpref.pipelines.filters import count_drops
 from mmpref.pipelines.pairing import Candidate
 
 TOLERANCE = 1e-9
@@ -89,20 +89,12 @@ def filter_multi(candidates: Sequence[Candidate], scores: Sequence[Mapping[str, 
 
     `scores[i]` maps each scorer label to sample i's score; `hashes[i]` is sample i's content hash.
     """
-    dropped = dict.fromkeys(filter_names(filters), 0)
-    kept: list[Candidate] = []
-    seen: set[tuple[str, str]] = set()
-    for cand in candidates:
-        reason = None
+
+    def first_failed_check(cand: Candidate) -> str | None:
         for f in filters:
             why = f.why_dropped(float(scores[cand.chosen][f.label]), float(scores[cand.rejected][f.label]))
             if why is not None:
-                reason = f"{f.label}.{why}"
-                break
-        if reason is None and dedup and is_duplicate_pair(cand, hashes, seen):
-            reason = "duplicate"
-        if reason is None:
-            kept.append(cand)
-        else:
-            dropped[reason] += 1
-    return kept, dropped
+                return f"{f.label}.{why}"
+        return None
+
+    return count_drops(candidates, filter_names(filters), first_failed_check, hashes, dedup)
