@@ -11,7 +11,7 @@ from mmpref.registry import REWARD_MODELS
 
 from .detection import Detection, DetectorParams, DetectorScorer, center_to_corners
 from .images import to_pil
-from .weights import from_pretrained
+from .weights import model_and_processor
 
 
 @dataclass
@@ -93,11 +93,8 @@ class GroundingDinoScorer(DetectorScorer):
                         "presence/count score", params=GroundingDinoParams)
 def build(params: GroundingDinoParams, device: str | torch.device = "cpu",
           dtype: torch.dtype = torch.float32) -> GroundingDinoScorer:
-    from transformers import AutoProcessor, GroundingDinoForObjectDetection
+    from transformers import GroundingDinoForObjectDetection
 
-    files = "config.json, model.safetensors and the processor files (preprocessor_config.json, tokenizer)"
-    model = from_pretrained(GroundingDinoForObjectDetection.from_pretrained, params.weights,
-                            scorer="grounding_dino", files=files)
-    processor = from_pretrained(AutoProcessor.from_pretrained, params.weights, scorer="grounding_dino", files=files)
+    model, processor = model_and_processor(GroundingDinoForObjectDetection, params.weights, scorer="grounding_dino")
     return GroundingDinoScorer(model, processor, threshold=params.threshold, nms_iou=params.nms_iou,
                                mode=params.mode, device=device, dtype=dtype, batch_size=params.batch_size)
