@@ -21,8 +21,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mmpref.config import apply_overrides, load_config, to_plain
-from mmpref.demo.run import DemoSettings, _fmt, headline, split_overrides
+from mmpref.config import apply_overrides, load_config
+from mmpref.demo.run import (
+    DemoSettings,
+    assemble_report,
+    headline,
+    log_generated,
+    split_overrides,
+    train_stage,
+    wire_stage_paths,
+)
 from mmpref.errors import UserError
 from mmpref.sandbox.audio_base.base import BUILD_COMMAND
 
@@ -66,13 +74,7 @@ def load_audio_stage_configs(settings: DemoSettings) -> tuple[Any, Any, dict[str
     gcfg, tcfg = generate.config, train.config
     if getattr(gcfg, "strategies", None) is None:
         raise UserError(f"demo --world audio: {generate.path.name} is not a text_to_audio_pairs config.")
-    gcfg.model.path = _resolve_base(gcfg.model.path)
-    gcfg.output.dir = str(out / "pairs")
-    tcfg.model.adapter.params.pretrained = _resolve_base(tcfg.model.adapter.params.pretrained)
-    tcfg.data.source = str(out / "pairs")
-    tcfg.output_dir = str(out / "aligned")
-    if settings.threads:
-        gcfg.runtime.threads = settings.threads
+    wire_stage_paths(gcfg, tcfg, out, settings.threads, _resolve_base)
     eval_data = apply_overrides({**DEFAULT_EVAL, "models": [
         {"name": "base", "path": tcfg.model.adapter.params.pretrained},
         {"name": "aligned", "path": str(out / "aligned"), "base": tcfg.model.adapter.params.pretrained},
@@ -107,19 +109,9 @@ def run_audio_demo(settings: DemoSettings, log: Callable[[str], None] = print) -
     t0 = time.time()
     gen_summary = generate.entry.obj(gcfg)
     seconds["generate"] = round(time.time() - t0, 1)
-    if not gen_summary["pairs"]["kept"]:
-        raise UserError(f"demo: the generate stage kept no pair ({gen_summary['pairs']['candidates']} candidates, "
-                        f"dropped {gen_summary['pairs']['dropped']}); use more prompts or clips per prompt "
-                        "(generate.prompts.limit, generate.strategies) or a lower generate.scorers.0.min_margin.")
-    log(f"[1/3] generate: {gen_summary['pairs']['kept']} pairs from {gen_summary['prompts']['used']} prompts "
-        f"({seconds['generate']:.0f} s)")
-
-    log(f"[2/3] train: {train.path.name} (objective {train.config.objective.name}, "
-        f"{train.config.training.max_steps} steps) -> {train.config.output_dir}")
-    t0 = time.time()
-    train_result = train.entry.obj(train.config)
-    seconds["train"] = round(time.time() - t0, 1)
-    log(f"[2/3] train: done ({seconds['train']:.0f} s)")
+    log_generated(gen_summary, seconds, log, "clips per prompt (generate.prompts.limit, generate.strategies) "
+                  "or a lower generate.scorers.0.min_margin")
+    train_result = train_stage(train, seconds, log)
 
     eval_settings = build_settings(eval_data, "demo eval")
     log(f"[3/3] eval: base vs aligned on {eval_settings.prompts}, {eval_settings.seeds_per_prompt} seeds per prompt")
@@ -127,26 +119,10 @@ def run_audio_demo(settings: DemoSettings, log: Callable[[str], None] = print) -
 
     def decorate(report: dict[str, Any]) -> None:
         seconds["eval"] = round(time.time() - t0, 1)
-        figures = headline(report, time.time() - start, truth=TRUTH)
-        eval_report = dict(report)
-        report.clear()
-        report.update({"title": "mmpref demo: Diffusion-DPO on the audio world", "world": "audio", **figures,
-                       "stage_seconds": dict(seconds), "eval": eval_report, "files": eval_report.pop("files")})
-        report.update({
-            "pairs": {k: gen_summary[k] for k in ("prompts", "samples", "pairs", "scores", "margins", "strategies")
-                      if k in gen_summary},
-            "train": {k: train_result.get(k) for k in ("steps", "losses", "output")},
-            "configs": {"generate": {"pipeline": generate.name, **to_plain(gcfg)},
-                        "train": {"method": train.name, **to_plain(train.config)}},
-            "headline": {
-                "base accuracy": f"{figures['base']['accuracy']:.3f} {_fmt(figures['base']['accuracy_ci95'])}",
-                "aligned accuracy": f"{figures['aligned']['accuracy']:.3f} {_fmt(figures['aligned']['accuracy_ci95'])}",
-                "gain": f"{figures['gain']:+.3f} {_fmt(figures['gain_ci95'])}",
-                "win rate (ground truth)": f"{figures['win_rate']:.3f} {_fmt(figures['win_rate_ci95'])}"
-                if figures["win_rate"] is not None and figures["win_rate"] == figures["win_rate"] else "n/a",
-                "seconds": f"{figures['seconds']:.0f}",
-                "targets met": str(figures["targets"]["met"]),
-            },
-        })
+        assemble_report(report, headline(report, time.time() - start, truth=TRUTH), seconds,
+                        title="mmpref demo: Diffusion-DPO on the audio world", world="audio",
+                        pairs={k: gen_summary[k] for k in ("prompts", "samples", "pairs", "scores", "margins",
+                                                           "strategies") if k in gen_summary},
+                        train_result=train_result, generate=(generate.name, gcfg), train=(train.name, train.config))
 
     return evaluate_audio(eval_settings, log=log, decorate=decorate)

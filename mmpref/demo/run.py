@@ -79,6 +79,18 @@ def _resolve_base(path: str) -> str:
     return path
 
 
+def wire_stage_paths(gcfg: Any, tcfg: Any, out: Path, threads: int | None, resolve: Callable[[str], str]) -> None:
+    """Point the stages at each other inside OUT: the base wherever it is installed, generate -> OUT/pairs ->
+    train -> OUT/aligned, and the demo's thread count for sampling."""
+    gcfg.model.path = resolve(gcfg.model.path)
+    gcfg.output.dir = str(out / "pairs")
+    tcfg.model.adapter.params.pretrained = resolve(tcfg.model.adapter.params.pretrained)
+    tcfg.data.source = str(out / "pairs")
+    tcfg.output_dir = str(out / "aligned")
+    if threads:
+        gcfg.runtime.threads = threads
+
+
 def load_stage_configs(settings: DemoSettings) -> tuple[Any, Any, dict[str, Any]]:
     """The validated generate and train configs and the eval settings data, with the demo's paths."""
     import mmpref.sandbox.shapes.scorers  # noqa: F401  registers shapes_truth and the detectors
@@ -89,13 +101,7 @@ def load_stage_configs(settings: DemoSettings) -> tuple[Any, Any, dict[str, Any]
     generate = load_config(settings.generate_config, stage["generate"], kind="pipeline")
     train = load_config(settings.train_config, stage["train"], kind="method")
     gcfg, tcfg = generate.config, train.config
-    gcfg.model.path = _resolve_base(gcfg.model.path)
-    gcfg.output.dir = str(out / "pairs")
-    tcfg.model.adapter.params.pretrained = _resolve_base(tcfg.model.adapter.params.pretrained)
-    tcfg.data.source = str(out / "pairs")
-    tcfg.output_dir = str(out / "aligned")
-    if settings.threads:
-        gcfg.runtime.threads = settings.threads
+    wire_stage_paths(gcfg, tcfg, out, settings.threads, _resolve_base)
     eval_data = apply_overrides({**DEFAULT_EVAL, "models": [
         {"name": "base", "path": tcfg.model.adapter.params.pretrained},
         {"name": "aligned", "path": str(out / "aligned")},
@@ -131,7 +137,7 @@ def headline(report: dict[str, Any], seconds: float, truth: str = "shapes_truth"
         **TARGETS,
         "met": bool(out["seconds"] <= TARGETS["seconds_max"] and out["gain"] >= TARGETS["gain_min"]
                     and out["gain_ci95"][0] > TARGETS["gain_ci95_low_above"]
-                    and out["win_rate"] >= TARGETS["win_rate_min"]),
+                    and _number(out["win_rate"]) and out["win_rate"] >= TARGETS["win_rate_min"]),
     }
     return out
 
@@ -181,19 +187,9 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] = print) -> dict
     t0 = time.time()
     gen_summary = generate.entry.obj(generate.config)
     seconds["generate"] = round(time.time() - t0, 1)
-    if not gen_summary["pairs"]["kept"]:
-        raise UserError(f"demo: the generate stage kept no pair ({gen_summary['pairs']['candidates']} candidates, "
-                        f"dropped {gen_summary['pairs']['dropped']}); use more prompts or samples per prompt "
-                        "(generate.prompts.limit, generate.sampling.samples_per_prompt) or a lower generate.filters.min_margin.")
-    log(f"[1/3] generate: {gen_summary['pairs']['kept']} pairs from {gen_summary['prompts']['used']} prompts "
-        f"({seconds['generate']:.0f} s)")
-
-    log(f"[2/3] train: {train.path.name} (objective {train.config.objective.name}, "
-        f"{train.config.training.max_steps} steps) -> {train.config.output_dir}")
-    t0 = time.time()
-    train_result = train.entry.obj(train.config)
-    seconds["train"] = round(time.time() - t0, 1)
-    log(f"[2/3] train: done ({seconds['train']:.0f} s)")
+    log_generated(gen_summary, seconds, log, "samples per prompt (generate.prompts.limit, "
+                  "generate.sampling.samples_per_prompt) or a lower generate.filters.min_margin")
+    train_result = train_stage(train, seconds, log)
 
     eval_settings = build_settings(eval_data, "demo eval")
     log(f"[3/3] eval: base vs aligned on {eval_settings.prompts}, {eval_settings.seeds_per_prompt} seeds per prompt")
@@ -201,28 +197,68 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] = print) -> dict
 
     def decorate(report: dict[str, Any]) -> None:
         seconds["eval"] = round(time.time() - t0, 1)
-        figures = headline(report, time.time() - start)
-        eval_report = dict(report)
-        report.clear()
-        report.update({"title": "mmpref demo: Diffusion-DPO on the shapes world", **figures,
-                       "stage_seconds": dict(seconds), "eval": eval_report, "files": eval_report.pop("files")})
-        report.update({
-            "pairs": {k: gen_summary[k] for k in ("prompts", "samples", "pairs", "scorer", "scores", "margins")
-                      if k in gen_summary},
-            "train": {k: train_result.get(k) for k in ("steps", "losses", "output")},
-            "configs": {"generate": {"pipeline": generate.name, **to_plain(generate.config)},
-                        "train": {"method": train.name, **to_plain(train.config)}},
-            "headline": {
-                "base accuracy": f"{figures['base']['accuracy']:.3f} {_fmt(figures['base']['accuracy_ci95'])}",
-                "aligned accuracy": f"{figures['aligned']['accuracy']:.3f} {_fmt(figures['aligned']['accuracy_ci95'])}",
-                "gain": f"{figures['gain']:+.3f} {_fmt(figures['gain_ci95'])}",
-                "win rate (ground truth)": f"{figures['win_rate']:.3f} {_fmt(figures['win_rate_ci95'])}",
-                "seconds": f"{figures['seconds']:.0f}",
-                "targets met": str(figures["targets"]["met"]),
-            },
-        })
+        assemble_report(report, headline(report, time.time() - start), seconds,
+                        title="mmpref demo: Diffusion-DPO on the shapes world",
+                        pairs={k: gen_summary[k] for k in ("prompts", "samples", "pairs", "scorer", "scores", "margins")
+                               if k in gen_summary},
+                        train_result=train_result, generate=(generate.name, generate.config),
+                        train=(train.name, train.config))
 
     return evaluate(eval_settings, log=log, decorate=decorate)
+
+
+def log_generated(gen_summary: dict[str, Any], seconds: dict[str, float], log: Callable[[str], None],
+                  more: str) -> None:
+    """Stop with what to change when the generate stage kept no pair; otherwise log what it made."""
+    pairs = gen_summary["pairs"]
+    if not pairs["kept"]:
+        raise UserError(f"demo: the generate stage kept no pair ({pairs['candidates']} candidates, dropped "
+                        f"{pairs['dropped']}); use more prompts or {more}.")
+    log(f"[1/3] generate: {pairs['kept']} pairs from {gen_summary['prompts']['used']} prompts "
+        f"({seconds['generate']:.0f} s)")
+
+
+def train_stage(train: Any, seconds: dict[str, float], log: Callable[[str], None]) -> dict[str, Any]:
+    """Stage 2, `mmpref train` on the generated pairs (timed into `seconds`)."""
+    log(f"[2/3] train: {train.path.name} (objective {train.config.objective.name}, "
+        f"{train.config.training.max_steps} steps) -> {train.config.output_dir}")
+    t0 = time.time()
+    result = train.entry.obj(train.config)
+    seconds["train"] = round(time.time() - t0, 1)
+    log(f"[2/3] train: done ({seconds['train']:.0f} s)")
+    return result
+
+
+def assemble_report(report: dict[str, Any], figures: dict[str, Any], seconds: dict[str, float], *, title: str,
+                    pairs: dict[str, Any], train_result: dict[str, Any], generate: tuple[str, Any],
+                    train: tuple[str, Any], **extra: Any) -> None:
+    """Turn the eval report into the demo's report in place: headline figures first, the eval report, the
+    pairs and training summaries, the resolved configs and a human-readable headline."""
+    eval_report = dict(report)
+    report.clear()
+    report.update({"title": title, **extra, **figures, "stage_seconds": dict(seconds), "eval": eval_report,
+                   "files": eval_report.pop("files")})
+    win = figures["win_rate"]
+    report.update({
+        "pairs": pairs,
+        "train": {k: train_result.get(k) for k in ("steps", "losses", "output")},
+        "configs": {"generate": {"pipeline": generate[0], **to_plain(generate[1])},
+                    "train": {"method": train[0], **to_plain(train[1])}},
+        "headline": {
+            "base accuracy": f"{figures['base']['accuracy']:.3f} {_fmt(figures['base']['accuracy_ci95'])}",
+            "aligned accuracy": f"{figures['aligned']['accuracy']:.3f} {_fmt(figures['aligned']['accuracy_ci95'])}",
+            "gain": f"{figures['gain']:+.3f} {_fmt(figures['gain_ci95'])}",
+            "win rate (ground truth)": f"{win:.3f} {_fmt(figures['win_rate_ci95'])}"
+            if _number(win) else "n/a",
+            "seconds": f"{figures['seconds']:.0f}",
+            "targets met": str(figures["targets"]["met"]),
+        },
+    })
+
+
+def _number(x: Any) -> bool:
+    """A real figure: not None (no comparison) nor NaN (every comparison tied)."""
+    return x is not None and x == x
 
 
 def _fmt(ci: list[float]) -> str:
