@@ -1,0 +1,86 @@
+"""A reduced `mmpref demo --world audio` end to end on the shipped audio base: a complete report, trained LoRA.
+
+The full gain is demonstrated by `mmpref demo --world audio` itself (its report.json, figures in
+mmpref/demo/audio.py), not asserted here: a few prompts, clips and steps only prove the wiring.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from mmpref.cli import main
+from mmpref.config import load_config
+from mmpref.config.loader import bundled_configs
+
+REDUCED = [
+    "generate.prompts.limit=6", "generate.sampling.steps=6", "generate.runtime.batch_size=24",
+    "train.training.max_steps=3", "train.training.batch_size=2", "train.optimizer.warmup_steps=0",
+    "eval.limit=4", "eval.seeds_per_prompt=2", "eval.steps=6", "eval.resamples=200", "eval.grid_prompts=4",
+]
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_reduced_audio_demo_end_to_end(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "demo"
+    code = main(["demo", "--world", "audio", "--out", str(out), "--threads", "1", *REDUCED])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    for stage in ("[1/3] generate", "[2/3] train", "[3/3] eval", "gain", "win rate"):
+        assert stage in captured.out
+    report = json.loads((out / "report.json").read_text())
+    for key in ("base", "aligned", "gain", "gain_ci95", "win_rate", "seconds", "eval", "configs", "stage_seconds"):
+        assert key in report, key
+    assert report["world"] == "audio" and report["eval"]["modality"] == "audio"
+    for model in ("base", "aligned"):
+        assert 0.0 <= report[model]["accuracy"] <= 1.0
+    assert report["gain"] == pytest.approx(report["aligned"]["accuracy"] - report["base"]["accuracy"])
+    low, high = report["gain_ci95"]
+    assert low <= report["gain"] + 1e-9 and report["gain"] <= high + 1e-9
+    assert report["win_rate"] is None or 0.0 <= report["win_rate"] <= 1.0  # null: every comparison tied
+    assert report["seconds"] > 0 and set(report["stage_seconds"]) == {"generate", "train", "eval"}
+    assert report["eval"]["models"][1]["kind"] == "lora"
+    assert report["eval"]["prompts"]["source"] == "builtin:audio_heldout"
+    assert set(report["eval"]["models"][0]["metrics"]) >= {"audio_truth", "accuracy"}
+    assert report["configs"]["generate"]["pipeline"] == "text_to_audio_pairs"
+    assert report["configs"]["train"]["model"]["adapter"]["name"] == "text_to_audio"
+    assert report["configs"]["train"]["objective"]["name"] == "dpo"
+    for name in ("report.html", "grid_comparison.png", "grid_base.png", "grid_aligned.png", "samples.jsonl"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "pairs" / "summary.json").is_file()
+    # training moved the LoRA away from its zero-initialised up-projections
+    weights = load_file(str(out / "aligned" / "pytorch_lora_weights.safetensors"))
+    ups = [v for k, v in weights.items() if "lora_B" in k or "lora.up" in k]
+    assert ups and max(float(v.abs().max()) for v in ups) > 0.0
+    assert all(math.isfinite(float(v.abs().sum())) for v in weights.values())
+
+
+def test_audio_demo_configs_are_bundled_and_agree():
+    for name in ("audio_demo_generate", "audio_dpo"):
+        assert name in bundled_configs()
+        assert bundled_configs()[name].read_text().splitlines()[0].startswith("# Audio world")
+    train = load_config("audio_dpo", kind="method").config
+    generate = load_config("audio_demo_generate", kind="pipeline").config
+    assert train.data.source == generate.output.dir  # `mmpref train audio_dpo` reads what the generate step writes
+    assert generate.prompts.source == "builtin:audio_train"
+    assert [f.scorer.name for f in generate.scorers][0] in ("audio_truth", "audio_event_detector", "audio_order_detector")
+    assert train.model.adapter.params.audio_length_in_s == pytest.approx(1.28)
+    assert train.model.finetune == "lora"
+
+
+def test_mmpref_cp_copies_the_audio_configs(tmp_path):
+    for name in ("audio_demo_generate", "audio_dpo"):
+        dest = tmp_path / f"{name}.yaml"
+        assert main(["cp", name, str(dest)]) == 0
+        assert dest.read_text() == bundled_configs()[name].read_text()
