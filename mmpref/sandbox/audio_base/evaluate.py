@@ -10,6 +10,7 @@ import numpy as np
 from mmpref.sandbox.audio.grammar import FORMS, Prompt, parse_prompt
 from mmpref.sandbox.audio.truth import judge_batch
 from mmpref.sandbox.audio_base.base import DEFAULT_SAMPLER
+from mmpref.sandbox.form_accuracy import accuracy_by_form as form_accuracy
 
 if TYPE_CHECKING:
     from mmpref.audio.pipeline import TangoPipeline
@@ -46,15 +47,5 @@ def accuracy_by_form(
     **sampler: float,
 ) -> dict[str, float]:
     """Share of ground-truth-correct clips, overall and per prompt form, plus the mean graded score."""
-    parsed = [parse_prompt(p) for p in prompts]
-    seeds = list(seeds)
-    cases = [(p, s) for s in seeds for p in parsed]
-    clips = generate(pipe, [p for p, _ in cases], [s for _, s in cases], **sampler)
-    verdicts = judge_batch(clips, [p for p, _ in cases])
-    correct = np.array([v.correct for v in verdicts])
-    result = {"all": float(correct.mean()), "score": float(np.mean([v.score for v in verdicts])), "n": len(cases)}
-    for form in FORMS:
-        mask = np.array([p.form == form for p, _ in cases])
-        if mask.any():
-            result[form] = float(correct[mask].mean())
-    return result
+    return form_accuracy(prompts, seeds, parse=parse_prompt, judge=judge_batch, forms=FORMS,
+                         sample=lambda ps, ss: generate(pipe, ps, ss, **sampler))
