@@ -73,3 +73,21 @@ def test_demo_configs_and_override_errors(capsys):
     assert code == 2 and "STAGE.KEY.PATH=VALUE" in capsys.readouterr().err
     code = main(["demo", "eval.seeds_per_prompt=0"])
     assert code == 2 and "seeds_per_prompt" in capsys.readouterr().err
+
+
+def test_shipped_bases_resolve_to_the_installed_copy_when_named_or_missing(tmp_path):
+    from mmpref.demo.audio import _resolve_base as resolve_audio
+    from mmpref.demo.run import _resolve_base as resolve_shapes
+    from mmpref.sandbox.audio_base.base import audio_base_path
+    from mmpref.sandbox.shapes.base import shapes_base_path
+
+    assert resolve_shapes("shapes_base") == str(shapes_base_path())
+    assert resolve_audio("audio_base") == str(audio_base_path())
+    # a repository path that does not exist here (another working directory) still finds the installed copy
+    assert resolve_shapes(str(tmp_path / "mmpref/sandbox/assets/shapes_base/")) == str(shapes_base_path())
+    assert resolve_audio(str(tmp_path / "mmpref/sandbox/assets/audio_base")) == str(audio_base_path())
+    # an existing directory, or any other path, is the user's own and stays as given
+    own = tmp_path / "sandbox" / "assets" / "shapes_base"
+    own.mkdir(parents=True)
+    assert resolve_shapes(str(own)) == str(own)
+    assert resolve_audio(str(tmp_path / "my_base")) == str(tmp_path / "my_base")

@@ -31,6 +31,7 @@ from mmpref.demo.run import (
     assemble_report,
     headline,
     log_generated,
+    resolve_shipped,
     split_overrides,
     train_stage,
     wire_stage_paths,
@@ -57,13 +58,10 @@ DEFAULT_EVAL: dict[str, Any] = {
 
 
 def _resolve_base(path: str) -> str:
-    """The shipped audio base wherever mmpref is installed, when a config names it by its repository path."""
+    """The shipped audio base, see `resolve_shipped`."""
     from mmpref.sandbox.audio_base.base import audio_base_path
 
-    p = Path(path)
-    if path == "audio_base" or (not p.exists() and p.as_posix().rstrip("/").endswith("sandbox/assets/audio_base")):
-        return str(audio_base_path())
-    return path
+    return resolve_shipped(path, "audio_base", audio_base_path)
 
 
 def load_audio_stage_configs(settings: DemoSettings) -> tuple[Any, Any, dict[str, Any]]:

@@ -69,14 +69,20 @@ def split_overrides(overrides: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def resolve_shipped(path: str, name: str, locate: Callable[[], Path]) -> str:
+    """A shipped base wherever mmpref is installed (`locate()`), when a config names it by `name` or by its
+    repository path (sandbox/assets/NAME) and that path is not here; any other path unchanged."""
+    p = Path(path)
+    if path == name or (not p.exists() and p.as_posix().rstrip("/").endswith(f"sandbox/assets/{name}")):
+        return str(locate())
+    return path
+
+
 def _resolve_base(path: str) -> str:
-    """The shipped base wherever mmpref is installed, when a config names it by its repository path."""
+    """The shipped shapes base, see `resolve_shipped`."""
     from mmpref.sandbox.shapes.base import shapes_base_path
 
-    p = Path(path)
-    if path == "shapes_base" or (not p.exists() and p.as_posix().rstrip("/").endswith("sandbox/assets/shapes_base")):
-        return str(shapes_base_path())
-    return path
+    return resolve_shipped(path, "shapes_base", shapes_base_path)
 
 
 def wire_stage_paths(gcfg: Any, tcfg: Any, out: Path, threads: int | None, resolve: Callable[[str], str]) -> None:
