@@ -14,11 +14,12 @@ from sampling noise with rendered data:
 3. one `mmpref eval` of the base and each run on the held-out prompts: accuracy and the share of relation
    samples whose objects came out right, reversed, otherwise wrong or missing.
 
-Measured 2026-12-06 (2 CPU cores, held-out 117 prompts x 4 seeds; relation samples right / reversed):
-    base                  accuracy 0.466   right 0.454  reversed 0.521
-    dpo  600 steps        accuracy 0.438   right 0.451  reversed 0.516
-    sft  1,500 steps      relations 0.507  right 0.569  reversed 0.403
-    sft  6,000 steps      relations 0.595  right 0.970  reversed 0.002
+Measured 2026-12-06 (2 CPU cores; the 108 held-out relation prompts x 4 seeds): relation accuracy, and
+the share of relation samples whose two objects came out in the right / reversed order:
+    base                  relations 0.440   right 0.454  reversed 0.521
+    dpo  600 steps        relations 0.403   right 0.451  reversed 0.516
+    sft  1,500 steps      relations 0.507   right 0.569  reversed 0.403
+    sft  6,000 steps      relations 0.595   right 0.970  reversed 0.002
 Order is learnt by denoising loss, late, and then generalises to unseen scenes; DPO on the same
 contrast does not move it (with t restricted to [0.5, 1] and beta 1000 it fits the pairs and breaks
 sampling). The sft model is a probe, not a base: relation-only data with the text encoder frozen
