@@ -16,6 +16,20 @@ Stages (each resumes where it stopped; progress goes to WORK/train.log):
 The base is deliberately under-trained: the step count is where its held-out accuracy lands inside
 40-75 %, leaving room for alignment. Run time on 2 shared CPU cores: see RUN_TIME below and
 the exported shapes_world.json.
+
+`--init-from DIR` continues an exported base instead (VAE kept, no VAE stage; UNet and text encoder start
+from DIR's weights with a fresh warm-up); `--renders-per-prompt`, `--relation-layout canonical`,
+`--freeze-text-encoder` and `--constant-lr` change its data and optimisation. Measured 2026-12-06 on
+2 CPU cores, continuing the shipped base to teach it spatial order (held-out relation accuracy; base
+0.426; train-subset relation accuracy in brackets):
+    --lr 3e-4 --unet-horizon 3000 (cosine, EMA 0.999, text encoder trained, default data):
+        500 steps 0.398 (0.514), 1000 0.414 (0.505), 1500 0.407 (0.500), 2000 0.428 (0.514)
+    --renders-per-prompt 4 --freeze-text-encoder --constant-lr --ema 0 --lr 2e-4 --batch 32:
+        1500 0.370 (0.509), 2500 0.329 (0.477)
+    --relation-layout canonical --freeze-text-encoder --constant-lr --ema 0 --lr 2e-4:
+        750 0.343 (0.488), 1500 0.391 (0.495), 2250 0.352 (0.516), 3000 0.354 (0.535); at 3000 steps
+        held-out relation samples are in the right order 42 % of the time (reversed 54 %), training ones 52 %
+None moves order off chance within 3,000 steps (0.23-0.45 s/step), so the shipped base stays as trained.
 """
 
 from __future__ import annotations
@@ -70,6 +84,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--eval-seeds", type=int, default=4, help="samples per held-out prompt")
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="continue from an exported pipeline: keep its VAE, start the UNet and text encoder (and their EMA)"
+        " from its weights and train them for --unet-steps with a fresh warm-up and cosine decay",
+    )
+    p.add_argument(
+        "--renders-per-prompt",
+        type=int,
+        default=0,
+        help="render every training prompt this many times instead of --dataset images drawn by form mix",
+    )
+    p.add_argument(
+        "--relation-layout",
+        choices=("random", "canonical"),
+        default="random",
+        help="canonical: relation renders centred with a fixed spacing along the axis (small jitter)",
+    )
+    p.add_argument("--freeze-text-encoder", action="store_true", help="train the UNet only")
+    p.add_argument("--constant-lr", action="store_true", help="keep --lr after warm-up (no cosine decay)")
     p.add_argument("--eval-only", action="store_true")
     return p.parse_args(argv)
 
@@ -101,6 +136,17 @@ def atomic_save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def load_exported(model: torch.nn.Module, folder: Path) -> torch.nn.Module:
+    """Load an exported component's safetensors into a model built from the same config (strict)."""
+    from safetensors.torch import load_file
+
+    files = sorted(folder.glob("*.safetensors"))
+    if len(files) != 1:
+        raise SystemExit(f"--init-from: expected one .safetensors file in {folder}, found {len(files)}")
+    model.load_state_dict(load_file(files[0]))
+    return model
+
+
 # ---------------------------------------------------------------- stage 1: data
 def make_data(args: argparse.Namespace, log: Log) -> dict[str, np.ndarray]:
     path = args.work / "data.npz"
@@ -110,17 +156,41 @@ def make_data(args: argparse.Namespace, log: Log) -> dict[str, np.ndarray]:
         return data
     tic = time.time()
     train = split_prompts(args.seed).train
-    by_form = {f: [i for i, p in enumerate(train) if p.form == f] for f in FORMS}
-    rng = np.random.default_rng(args.seed)
-    forms = rng.choice(list(FORM_MIX), size=args.dataset, p=list(FORM_MIX.values()))
-    prompt_idx = np.array([by_form[f][rng.integers(len(by_form[f]))] for f in forms])
+    if args.renders_per_prompt:
+        prompt_idx = np.repeat(np.arange(len(train)), args.renders_per_prompt)
+    else:
+        by_form = {f: [i for i, p in enumerate(train) if p.form == f] for f in FORMS}
+        rng = np.random.default_rng(args.seed)
+        forms = rng.choice(list(FORM_MIX), size=args.dataset, p=list(FORM_MIX.values()))
+        prompt_idx = np.array([by_form[f][rng.integers(len(by_form[f]))] for f in forms])
+    draw_one = render_canonical if args.relation_layout == "canonical" else render
     images = np.stack(
-        [np.asarray(render(train[i], seed=args.seed * 10**7 + k)) for k, i in enumerate(prompt_idx)]
+        [np.asarray(draw_one(train[i], seed=args.seed * 10**7 + k)) for k, i in enumerate(prompt_idx)]
     )
     np.savez(path, images=images, prompt_idx=prompt_idx)
     record_seconds(args.work, "data", time.time() - tic)
     log(f"data: rendered {len(images)} images of {len(train)} training prompts")
     return {"images": images, "prompt_idx": prompt_idx}
+
+
+def render_canonical(prompt, seed: int):
+    """A relation prompt drawn at one canonical layout (centred pair, fixed spacing, 2 px jitter);
+    other forms as `render` draws them. Fewer layouts make the order signal stand out in training."""
+    from mmpref.sandbox.shapes.render import _DIRECTION, PlacedShape, draw
+
+    if prompt.relation is None:
+        return render(prompt, seed=seed)
+    rng = np.random.default_rng(seed)
+    sides = rng.uniform(8, 12, 2)
+    centre = 16 + rng.uniform(-2, 2, 2)
+    step = np.array(_DIRECTION[prompt.relation]) * ((sides[0] + sides[1]) / 2 + 4 + rng.uniform(0, 2)) / 2
+    (c0, c1) = (centre - step, centre + step)
+    return draw(
+        [
+            PlacedShape(g.color, g.shape, float(c[0]), float(c[1]), float(d))
+            for g, c, d in zip(prompt.groups, (c0, c1), sides)
+        ]
+    )
 
 
 def to_pixels(images: np.ndarray) -> torch.Tensor:
@@ -131,6 +201,8 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
 def train_vae(args: argparse.Namespace, data: dict, log: Log):
     final = args.work / "vae_final.pt"
     vae = arch.build_vae()
+    if args.init_from is not None:
+        return load_exported(vae, args.init_from / "vae").eval()
     if final.exists():
         vae.load_state_dict(torch.load(final, weights_only=True)["model"])
         return vae
@@ -237,6 +309,10 @@ def train_unet(args: argparse.Namespace, data: dict, vae, latents, log: Log):
         ema_unet.load_state_dict(state["unet"])
         ema_text.load_state_dict(state["text_encoder"])
         return tokenizer, ema_unet, ema_text
+    if args.init_from is not None:
+        load_exported(unet, args.init_from / "unet")
+        load_exported(text_encoder, args.init_from / "text_encoder")
+        log(f"unet: starting from the weights exported in {args.init_from}")
     ema_unet.load_state_dict(unet.state_dict())
     ema_text.load_state_dict(text_encoder.state_dict())
     noise_scheduler = DDPMScheduler(**{k: v for k, v in arch.SCHEDULE.items() if k != "set_alpha_to_one"})
@@ -249,8 +325,11 @@ def train_unet(args: argparse.Namespace, data: dict, vae, latents, log: Log):
         return_tensors="pt",
     ).input_ids
     prompt_ids, empty_ids = ids[:-1], ids[-1]
-    params = list(unet.parameters()) + list(text_encoder.parameters())
-    ema_params = list(ema_unet.parameters()) + list(ema_text.parameters())
+    params = list(unet.parameters()) + ([] if args.freeze_text_encoder else list(text_encoder.parameters()))
+    ema_params = list(ema_unet.parameters()) + (
+        [] if args.freeze_text_encoder else list(ema_text.parameters())
+    )
+    text_encoder.requires_grad_(not args.freeze_text_encoder)
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
     gen = torch.Generator().manual_seed(args.seed + 2)
     ckpt_path, start, spent, started = args.work / "unet_ckpt.pt", 0, 0.0, time.time()
@@ -268,11 +347,13 @@ def train_unet(args: argparse.Namespace, data: dict, vae, latents, log: Log):
     scale = vae.config.scaling_factor
     prompt_of = torch.from_numpy(data["prompt_idx"])
     unet.train()
-    text_encoder.train()
+    text_encoder.train(not args.freeze_text_encoder)
     tic, running = time.time(), 0.0
     warmup = 200
     for step in range(start, args.unet_steps):
-        decay = 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.unet_horizon)))
+        decay = (
+            1.0 if args.constant_lr else 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.unet_horizon)))
+        )
         lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * decay)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -401,6 +482,10 @@ def main(argv: list[str] | None = None) -> int:
             "dataset": args.dataset,
             "lr": args.lr,
             "ema": args.ema,
+            "init_from": None if args.init_from is None else str(args.init_from),
+            "renders_per_prompt": args.renders_per_prompt,
+            "freeze_text_encoder": args.freeze_text_encoder,
+            "constant_lr": args.constant_lr,
         }
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     log(f"done: {meta_path}")
