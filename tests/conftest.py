@@ -9,7 +9,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
+
+# shared checks (mmpref.testing.checks) report their operands on failure, like assertions in test files
+pytest.register_assert_rewrite("mmpref.testing.checks")
 
 # Tiny models run faster on one thread than on two contending ones (measured 146 s -> 21 s on a busy box).
 torch.set_num_threads(1)

@@ -3,7 +3,6 @@ TangoPipeline that loads and generates 1.28 s clips, and an interrupted stage re
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -15,22 +14,16 @@ from mmpref.errors import UserError
 from mmpref.sandbox.audio.grammar import all_prompts
 from mmpref.sandbox.audio_base import accuracy_by_form, generate, load_audio_base
 from mmpref.sandbox.audio_base import architecture as arch
+from mmpref.testing.checks import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_audio_base.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("train_audio_base", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("audio_base")
     work, out = root / "work", root / "out"
-    script = load_script()
+    script = load_script(SCRIPT)
     torch_threads = torch.get_num_threads()
     try:
         assert script.main(["--smoke", "--threads", "1", "--work", str(work), "--out", str(out)]) == 0

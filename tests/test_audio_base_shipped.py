@@ -6,8 +6,6 @@ clips check that the shipped weights are the trained ones (the ground truth hear
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -20,17 +18,9 @@ from mmpref.sandbox.audio_base import (
     generate,
     load_audio_base,
 )
+from mmpref.testing.checks import check_shipped_base_dir
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".h5", ".msgpack")
 CLIP_SAMPLES = 20480  # 1.28 s at 16 kHz
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +30,8 @@ def pipe():
 
 def test_directory_is_small_and_safetensors_only():
     root = audio_base_path()
-    files = [f for f in root.rglob("*") if f.is_file()]
-    weights = [f for f in files if f.suffix in WEIGHT_SUFFIXES]
-    assert {f.parent.name for f in weights} == {"unet", "vae", "text_encoder", "vocoder"}
-    assert all(f.suffix == ".safetensors" for f in weights)
-    assert sum(f.stat().st_size for f in files) <= 20 * 2**20
-    assert json.loads((root / "model_index.json").read_text())["_class_name"] == "TangoPipeline"
+    index = check_shipped_base_dir(root, {"unet", "vae", "text_encoder", "vocoder"})
+    assert index["_class_name"] == "TangoPipeline"
 
 
 def test_package_data_ships_every_file():

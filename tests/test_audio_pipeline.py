@@ -21,14 +21,6 @@ from mmpref.audio.pipeline import TangoPipeline
 from mmpref.testing.tiny_audio import TINY_SCALE_FACTOR, write_tiny_tango_checkpoint
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tango(tmp_path_factory):
     root = tmp_path_factory.mktemp("tango")

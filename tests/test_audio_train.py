@@ -27,14 +27,6 @@ LOG2 = math.log(2.0)
 JUNK_REASON = "rejected: cannot decode audio (Error in WAV file. No 'data' chunk marker.)"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(autouse=True)
 def fresh_accelerate_state():
     yield

@@ -5,16 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from mmpref.registry import ALL_REGISTRIES
+from mmpref.testing.checks import load_script
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_readme_component_table_matches_the_registries():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("update_readme_table", README.parent / "scripts" / "update_readme_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(README.parent / "scripts" / "update_readme_table.py")
     text = README.read_text()
     missing = [
         f"{kind}:{entry.name}"

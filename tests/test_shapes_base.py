@@ -6,8 +6,6 @@ few samples check that the shipped weights are the trained ones, not noise.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -22,8 +20,7 @@ from mmpref.sandbox.shapes import (
 from mmpref.sandbox.shapes.evaluate import generate
 from mmpref.sandbox.shapes.tokenizer import grammar_words
 from mmpref.sandbox.shapes.truth import judge_batch
-
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".h5", ".msgpack")
+from mmpref.testing.checks import check_shipped_base_dir
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +30,7 @@ def pipe():
 
 def test_directory_is_small_and_safetensors_only():
     root = shapes_base_path()
-    files = [f for f in root.rglob("*") if f.is_file()]
-    weights = [f for f in files if f.suffix in WEIGHT_SUFFIXES]
-    assert {f.parent.name for f in weights} == {"unet", "vae", "text_encoder"}
-    assert all(f.suffix == ".safetensors" for f in weights)
-    assert sum(f.stat().st_size for f in files) <= 20 * 2**20
-    index = json.loads((root / "model_index.json").read_text())
+    index = check_shipped_base_dir(root, {"unet", "vae", "text_encoder"})
     assert index["_class_name"] == "StableDiffusionPipeline"
     assert index["safety_checker"] == [None, None] and index["requires_safety_checker"] is False
 

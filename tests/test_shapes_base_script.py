@@ -4,7 +4,6 @@ options render what they say (one render per prompt, canonical relation layouts 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +12,9 @@ import torch
 from mmpref.sandbox.shapes.base import shapes_base_path
 from mmpref.sandbox.shapes.split import split_prompts
 from mmpref.sandbox.shapes.truth import truth_correct
+from mmpref.testing.checks import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_shapes_base.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("train_shapes_base", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def safetensors_state(folder: Path) -> dict[str, torch.Tensor]:
@@ -31,7 +24,7 @@ def safetensors_state(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def test_canonical_relation_renders_are_correct_and_centred():
-    script = load_script()
+    script = load_script(SCRIPT)
     relations = [p for p in split_prompts(0).train if p.form == "relation"]
     images = np.stack([np.asarray(script.render_canonical(p, seed=i)) for i, p in enumerate(relations)])
     assert truth_correct(images, relations).mean() == 1.0
@@ -42,7 +35,7 @@ def test_canonical_relation_renders_are_correct_and_centred():
 
 
 def test_init_from_continues_the_shipped_base(tmp_path):
-    script = load_script()
+    script = load_script(SCRIPT)
     base = shapes_base_path()
     args = script.parse_args([
         "--init-from", str(base), "--work", str(tmp_path), "--out", str(tmp_path / "out"),
@@ -50,18 +43,13 @@ def test_init_from_continues_the_shipped_base(tmp_path):
         "--constant-lr", "--ema", "0", "--lr", "1e-3", "--batch", "4", "--unet-steps", "2",
     ])
     log = script.Log(tmp_path / "train.log")
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        data = script.make_data(args, log)
-        assert len(data["images"]) == len(split_prompts(0).train)  # one render of every training prompt
-        vae = script.train_vae(args, data, log)
-        shipped_vae = safetensors_state(base / "vae")
-        assert all(torch.equal(v, shipped_vae[k]) for k, v in vae.state_dict().items())
-        latents = script.cache_latents(args, data, vae, log)
-        _, unet, text_encoder = script.train_unet(args, data, vae, latents, log)
-    finally:
-        torch.set_num_threads(threads)
+    data = script.make_data(args, log)
+    assert len(data["images"]) == len(split_prompts(0).train)  # one render of every training prompt
+    vae = script.train_vae(args, data, log)
+    shipped_vae = safetensors_state(base / "vae")
+    assert all(torch.equal(v, shipped_vae[k]) for k, v in vae.state_dict().items())
+    latents = script.cache_latents(args, data, vae, log)
+    _, unet, text_encoder = script.train_unet(args, data, vae, latents, log)
     shipped_unet, shipped_text = safetensors_state(base / "unet"), safetensors_state(base / "text_encoder")
     moved = [k for k, v in unet.state_dict().items() if not torch.equal(v, shipped_unet[k])]
     assert moved, "two steps at lr 1e-3 must change the UNet"
