@@ -143,7 +143,19 @@ def load_exported(model: torch.nn.Module, folder: Path) -> torch.nn.Module:
     files = sorted(folder.glob("*.safetensors"))
     if len(files) != 1:
         raise SystemExit(f"--init-from: expected one .safetensors file in {folder}, found {len(files)}")
-    model.load_state_dict(load_file(files[0]))
+    state, own = load_file(files[0]), model.state_dict()
+    problems = {
+        "missing": [k for k in own if k not in state],
+        "unexpected": [k for k in state if k not in own],
+        "of another shape": [k for k in own if k in state and state[k].shape != own[k].shape],
+    }
+    if any(problems.values()):
+        summary = ", ".join(f"{len(keys)} {what} (e.g. {keys[0]})" for what, keys in problems.items() if keys)
+        raise SystemExit(
+            f"--init-from: {files[0]} does not fit this script's architecture (mmpref/sandbox/shapes/"
+            f"architecture.py): {summary}; point --init-from at a pipeline this script exported"
+        )
+    model.load_state_dict(state)
     return model
 
 

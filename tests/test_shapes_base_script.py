@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from mmpref.sandbox.shapes.base import shapes_base_path
@@ -55,3 +56,19 @@ def test_init_from_continues_the_shipped_base(tmp_path):
     assert moved, "two steps at lr 1e-3 must change the UNet"
     assert all(torch.equal(v, shipped_text[k]) for k, v in text_encoder.state_dict().items() if k in shipped_text)
     assert "starting from the weights exported in" in (tmp_path / "train.log").read_text()
+
+
+def test_init_from_a_foreign_or_empty_directory_says_what_is_wrong(tmp_path):
+    script = load_script(SCRIPT)
+    log = script.Log(tmp_path / "train.log")
+    with pytest.raises(SystemExit, match=r"expected one \.safetensors file in .*vae, found 0"):
+        script.train_vae(script.parse_args(["--init-from", str(tmp_path / "nowhere"), "--work", str(tmp_path)]),
+                         {}, log)
+    foreign = tmp_path / "foreign" / "vae"
+    foreign.mkdir(parents=True)
+    from safetensors.torch import save_file
+
+    save_file({"encoder.conv_in.weight": torch.zeros(1, 1, 1, 1)}, str(foreign / "model.safetensors"))
+    args = script.parse_args(["--init-from", str(tmp_path / "foreign"), "--work", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"does not fit this script's architecture .*: \d+ missing \(e\.g\. encoder\.conv_in\.bias\), 1 of another shape"):
+        script.train_vae(args, {}, log)
