@@ -4,9 +4,10 @@
     python benchmarks/probe_relation_order.py                        # ~35 min on 2 CPU cores
     python benchmarks/probe_relation_order.py --sft-steps 1500 --runs sft
 
-The shipped base draws the two objects of a relation prompt correctly but puts them in the right order
-only about half the time, and the demo's DPO does not change that. This probe isolates the question
-from sampling noise with rendered data:
+The first-stage shapes base (scripts/train_shapes_base.py before its finishing pass; shipped until
+2026-12-06; pass it with --base) draws the two objects of a relation prompt correctly but puts them in
+the right order only about half the time, and the demo's DPO does not change that. This probe isolates
+the question from sampling noise with rendered data:
 1. pairs: for every training relation prompt and `--seeds` seeds, chosen = the clean render, rejected =
    the render of the same two objects swapped (same seed), as a pairs parquet;
 2. runs: `dpo` = the bundled shapes_dpo (LoRA) on those pairs; `sft` = the same trainer with objective
@@ -25,13 +26,13 @@ on memorised layouts: the mean absolute pixel difference between a prompt's samp
 falls from 0.121 (base) to 0.081, and relation accuracy stays at 0.60 (shapes go wrong). Continuing the
 base on its own diverse data does not teach order in 2,000-3,000 steps (scripts/train_shapes_base.py).
 DPO on the same contrast does not move it (with t restricted to [0.5, 1] and beta 1000 it fits the pairs
-and breaks sampling). The sft model is a probe, not a base.
+and breaks sampling). The sft model is a probe, not a base; a shorter run of it on all training prompts (2,250 steps, stopped
+while order is partly bound) became the base's finishing pass.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import time
 from pathlib import Path
@@ -42,6 +43,7 @@ RUNS = ("dpo", "sft")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=Path("outputs/probe_relation_order"))
+    p.add_argument("--base", type=Path, default=None, help="pipeline to probe (default: the shipped base)")
     p.add_argument("--seeds", type=int, default=4, help="renders per training relation prompt")
     p.add_argument("--runs", default=",".join(RUNS), help="comma-separated: dpo, sft")
     p.add_argument("--dpo-steps", type=int, default=600)
@@ -55,27 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def write_order_pairs(path: Path, seeds: int) -> int:
     """Rendered (scene, swapped scene) pairs of every training relation prompt, as a pairs parquet."""
-    import pandas as pd
-
-    from mmpref.sandbox.shapes.grammar import Prompt
-    from mmpref.sandbox.shapes.render import render
+    from mmpref.sandbox.shapes.layout_pairs import write_layout_pairs
     from mmpref.sandbox.shapes.split import split_prompts
 
-    def png(image) -> bytes:
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        return buffer.getvalue()
-
-    rows = []
-    for prompt in split_prompts().train:
-        if prompt.form != "relation":
-            continue
-        swapped = Prompt(prompt.groups[::-1], prompt.relation)
-        rows += [{"prompt": prompt.text, "chosen": png(render(prompt, s)), "rejected": png(render(swapped, s))}
-                 for s in range(seeds)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_parquet(path)
-    return len(rows)
+    return write_layout_pairs(path, [p for p in split_prompts().train if p.form == "relation"], seeds)
 
 
 def sft_config(work: Path) -> Path:
@@ -106,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = work / "order_pairs.parquet"
     if not pairs.exists():
         print(f"[pairs] {write_order_pairs(pairs, args.seeds)} rendered pairs -> {pairs}", flush=True)
-    base = str(shapes_base_path())
+    base = str(args.base or shapes_base_path())
     common = [f"data.source={pairs}", f"model.adapter.pretrained={base}", "logging.progress_bar=false"]
     plans = {
         "dpo": ("shapes_dpo", [f"training.max_steps={args.dpo_steps}"]),

@@ -72,3 +72,59 @@ def test_init_from_a_foreign_or_empty_directory_says_what_is_wrong(tmp_path):
     args = script.parse_args(["--init-from", str(tmp_path / "foreign"), "--work", str(tmp_path)])
     with pytest.raises(SystemExit, match=r"does not fit this script's architecture .*: \d+ missing \(e\.g\. encoder\.conv_in\.bias\), 1 of another shape"):
         script.train_vae(args, {}, log)
+
+
+def test_layout_pairs_share_placements_across_prompts(tmp_path):
+    """Every prompt is drawn at the same few placements; chosen is correct, rejected is not its prompt."""
+    import io
+
+    import pandas as pd
+    from PIL import Image
+
+    from mmpref.sandbox.shapes.layout_pairs import write_layout_pairs
+
+    train = split_prompts(0).train
+    chosen_prompts = [p for p in train if p.form == "relation"][:6] + [p for p in train if p.form != "relation"][:4]
+    n = write_layout_pairs(tmp_path / "pairs.parquet", chosen_prompts, layouts=2)
+    frame = pd.read_parquet(tmp_path / "pairs.parquet")
+    assert n == len(frame) == 2 * len(chosen_prompts)
+    decode = lambda col: np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in frame[col]])  # noqa: E731
+    prompts = [p for p in chosen_prompts for _ in range(2)]
+    assert truth_correct(decode("chosen"), prompts).mean() == 1.0
+    assert truth_correct(decode("rejected"), prompts).mean() == 0.0
+    # two relation prompts at the same seed put their objects in the same places (masks of non-background)
+    chosen = decode("chosen")
+    occupied = chosen.astype(int).sum(-1) < 600
+    assert (occupied[0] == occupied[2]).mean() > 0.9  # prompts 0 and 1, layout 0
+    assert (occupied[0] == occupied[1]).mean() < (occupied[0] == occupied[2]).mean()  # layouts differ
+
+
+def test_finishing_stage_trains_the_unet_through_mmpref_train(tmp_path):
+    """`--init-from BASE --unet-steps 0 --finish-steps N`: only the finishing stage runs, through the trainer;
+    the exported pipeline keeps the VAE and text encoder, moves the UNet, and loads in stock diffusers."""
+    from diffusers import StableDiffusionPipeline
+
+    script = load_script(SCRIPT)
+    base = shapes_base_path()
+    args = script.parse_args([
+        "--init-from", str(base), "--unet-steps", "0", "--work", str(tmp_path), "--out", str(tmp_path / "out"),
+        "--finish-steps", "2", "--finish-layouts", "1", "--finish-batch", "4", "--finish-lr", "1e-3",
+    ])
+    log = script.Log(tmp_path / "train.log")
+    finished = script.finish(args, args.init_from, log)
+    script.export_finished(finished, base, args.out, log)
+    assert (finished / "metrics.jsonl").exists()  # the trainer ran: its log of steps
+    for part in ("vae", "text_encoder"):
+        exported, shipped = safetensors_state(args.out / part), safetensors_state(base / part)
+        assert all(torch.equal(v, shipped[k]) for k, v in exported.items())
+    exported_unet, shipped_unet = safetensors_state(args.out / "unet"), safetensors_state(base / "unet")
+    assert any(not torch.equal(v, shipped_unet[k]) for k, v in exported_unet.items())
+    pipe = StableDiffusionPipeline.from_pretrained(args.out, safety_checker=None)
+    image = pipe("a red circle", num_inference_steps=2, output_type="np",
+                 generator=torch.Generator().manual_seed(0)).images[0]
+    assert image.shape == (32, 32, 3)
+    for name in ("vocab.json", "tokenizer_config.json"):  # the base's tokenizer files, byte for byte
+        assert (args.out / "tokenizer" / name).read_bytes() == (base / "tokenizer" / name).read_bytes()
+    assert "_name_or_path" not in (args.out / "model_index.json").read_text()
+    # finishing again resumes: the finished run is found, nothing retrains
+    assert script.finish(args, args.init_from, log) == finished
