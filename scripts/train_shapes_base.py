@@ -28,8 +28,8 @@ exported stage-5 model (how the shipped base was made from the previous one).
 `--init-from DIR` continues an exported base instead (VAE kept, no VAE stage; UNet and text encoder start
 from DIR's weights with a fresh warm-up); `--renders-per-prompt`, `--relation-layout canonical`,
 `--freeze-text-encoder` and `--constant-lr` change its data and optimisation. Measured 2026-12-06 on
-2 CPU cores, continuing the stage-5 model (shipped until then) to teach it spatial order (held-out relation accuracy; base
-0.426; train-subset relation accuracy in brackets):
+2 CPU cores, continuing the stage-5 model (shipped until then) to teach it spatial order (held-out
+relation accuracy; base 0.426; train-subset relation accuracy in brackets):
     --lr 3e-4 --unet-horizon 3000 (cosine, EMA 0.999, text encoder trained, default data):
         500 steps 0.398 (0.514), 1000 0.414 (0.505), 1500 0.407 (0.500), 2000 0.428 (0.514)
     --renders-per-prompt 4 --freeze-text-encoder --constant-lr --ema 0 --lr 2e-4 --batch 32:
@@ -471,6 +471,9 @@ def finish(args: argparse.Namespace, base: Path, log: Log) -> Path:
     out = args.work / "finished"
     if (out / "model_index.json").exists():
         return out
+    if not (base / "model_index.json").exists():
+        raise SystemExit(f"--init-from: {base} is not an exported pipeline (no model_index.json); point it at a"
+                         " directory this script exported, e.g. mmpref/sandbox/assets/shapes_base")
     data = args.work / "layout_pairs.parquet"
     if not data.exists():
         rows = write_layout_pairs(data, split_prompts(args.seed).train, args.finish_layouts)
@@ -511,6 +514,10 @@ def save_pipeline(pipe, dest: Path, log: Log) -> None:
 
     pipe.save_pretrained(dest, safe_serialization=True)
     write_tokenizer_files(dest / "tokenizer")  # vocab.json + merges.txt too, for slow-tokenizer installs
+    log_export(dest, log)
+
+
+def log_export(dest: Path, log: Log) -> None:
     size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
     log(f"export: {dest} ({size / 2**20:.1f} MiB)")
 
@@ -530,8 +537,7 @@ def export_finished(finished: Path, stage1: Path, dest: Path, log: Log) -> None:
         data = json.loads(config.read_text())
         if isinstance(data, dict) and data.pop("_name_or_path", None) is not None:
             config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
-    log(f"export: {dest} ({size / 2**20:.1f} MiB)")
+    log_export(dest, log)
 
 
 # ---------------------------------------------------------------- stage 7: evaluation

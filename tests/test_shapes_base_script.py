@@ -1,6 +1,7 @@
-"""scripts/train_shapes_base.py's continuation stage at smoke scale: `--init-from` starts from an exported
-pipeline (its VAE kept, its UNet trained further, the text encoder frozen when asked), and the data
-options render what they say (one render per prompt, canonical relation layouts the ground truth accepts)."""
+"""scripts/train_shapes_base.py at smoke scale: `--init-from` starts from an exported pipeline (its VAE
+kept, its UNet trained further, the text encoder frozen when asked), the data options render what they say
+(one render per prompt, canonical relation layouts the ground truth accepts), and the finishing stage trains
+through `mmpref train` on renders at shared layouts and exports a pipeline stock diffusers loads."""
 
 from __future__ import annotations
 
@@ -128,3 +129,11 @@ def test_finishing_stage_trains_the_unet_through_mmpref_train(tmp_path):
     assert "_name_or_path" not in (args.out / "model_index.json").read_text()
     # finishing again resumes: the finished run is found, nothing retrains
     assert script.finish(args, args.init_from, log) == finished
+
+
+def test_finishing_an_unexported_directory_says_what_to_point_at(tmp_path):
+    script = load_script(SCRIPT)
+    args = script.parse_args(["--init-from", str(tmp_path / "nowhere"), "--unet-steps", "0", "--work", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"nowhere is not an exported pipeline \(no model_index\.json\)"):
+        script.finish(args, args.init_from, script.Log(tmp_path / "train.log"))
+    assert not (tmp_path / "layout_pairs.parquet").exists()  # nothing rendered for a run that cannot start
