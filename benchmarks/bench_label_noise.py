@@ -17,13 +17,13 @@
 Prints one table (objective, clean gain [CI], noisy gain [CI], share of the clean gain kept) and writes
 WORK/label_noise.json. Target: the noise-aware objectives keep >= 80 % of their clean gain.
 
-Measured 2026-12-06 (shipped base of that day, the demo's 967 pairs; --set training.max_steps=300
+Measured 2026-12-06 (the base shipped that morning, one-run finishing on all prompts; the demo's 967 pairs; --set training.max_steps=300
 --eval-seeds 2; base 0.598; every objective at beta 20000):
     dpo   clean +0.017 [-0.034, +0.068]  noisy -0.004 [-0.051, +0.043]
     cdpo  clean +0.026 [-0.004, +0.060]  noisy +0.013 [-0.013, +0.043]
     rdpo  clean -0.598 [-0.671, -0.521]  noisy -0.269 [-0.346, -0.197]
     lcpo  clean -0.265 [-0.355, -0.175]  noisy -0.312 [-0.402, -0.214]
-At 300 steps no clean gain is significant (the demo's +0.066 takes 600), so the "kept" ratio is
+At 300 steps no clean gain is significant (the demo's +0.066 on that base takes 600), so the "kept" ratio is
 undefined; at beta 20000 rDPO (its 1/(1-2 eps) = 2.5 gradient scale) and LCPO break the base, so their
 configs keep beta 5000 (2026-11-25, old base, beta 5000: rdpo -0.120, lcpo -0.094, dpo/cdpo +0.013).
 The run takes ~25 min at 300 steps; the full 600-step table (~45 min) is the next measurement.

@@ -26,8 +26,8 @@ on memorised layouts: the mean absolute pixel difference between a prompt's samp
 falls from 0.121 (base) to 0.081, and relation accuracy stays at 0.60 (shapes go wrong). Continuing the
 base on its own diverse data does not teach order in 2,000-3,000 steps (scripts/train_shapes_base.py).
 DPO on the same contrast does not move it (with t restricted to [0.5, 1] and beta 1000 it fits the pairs
-and breaks sampling). The sft model is a probe, not a base; a shorter run of it on all training prompts
-(2,250 steps, stopped while order is partly bound) became the base's finishing pass. The dpo row was
+and breaks sampling). The sft model is a probe, not a base; a shorter run of it (1,500 + 750 steps on these
+relation renders, stopped while order is partly bound) became the base's finishing pass. The dpo row was
 measured with shapes_dpo at beta 5000 (its default then; 20000 now).
 """
 

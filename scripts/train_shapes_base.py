@@ -11,13 +11,15 @@ Stages (each resumes where it stopped; progress goes to WORK/train.log):
 4. train the UNet and CLIP text encoder jointly (epsilon loss, 10 % empty captions for guidance, EMA),
    checkpointing every few hundred steps, so an interrupted run continues from its last checkpoint;
 5. export that pipeline (EMA weights, DDIM scheduler, safetensors) to WORK/stage1;
-6. finishing: `mmpref train` with objective sft (full UNet, text encoder frozen) on every training prompt
-   drawn at four layouts shared by all prompts (mmpref/sandbox/shapes/layout_pairs.py), then export the
-   result to --out. Stage 5's model draws the right objects but puts a relation's two objects in the right
-   order only half the time on every prompt, seen or not; diverse data does not teach order in thousands
-   more steps (runs below), while shared layouts reduce it to "which colour goes in which place", which
-   the UNet picks up within a few thousand steps. Stopped part-way, it binds order on held-out prompts
-   about 70 % of the time: the feature exists and alignment can sharpen it;
+6. finishing: `mmpref train` with objective sft (full UNet, text encoder frozen) on every training
+   relation prompt drawn at four layouts shared by all prompts (mmpref/sandbox/shapes/layout_pairs.py),
+   in two runs (1,500 then 750 steps, the second from the first's output with a fresh optimizer and
+   warm-up), then export the result to --out. Stage 5's model draws the right objects but puts a
+   relation's two objects in the right order only half the time on every prompt, seen or not; diverse
+   data does not teach order in thousands more steps (runs below), while shared layouts reduce it to
+   "which colour goes in which place", which the UNet picks up within a few thousand steps. Stopped
+   part-way, it binds order on held-out prompts about 70 % of the time, and it has blurred some shapes
+   (relation renders only, at four placements): room for alignment on both;
 7. measure ground-truth accuracy on held-out prompts with the fixed sampler (DDIM, 20 steps, CFG 4).
 
 The base is deliberately imperfect: the finishing step count is where its held-out accuracy lands inside
@@ -38,11 +40,19 @@ relation accuracy; base 0.426; train-subset relation accuracy in brackets):
         750 0.343 (0.488), 1500 0.391 (0.495), 2250 0.352 (0.516), 3000 0.354 (0.535); at 3000 steps
         held-out relation samples are in the right order 42 % of the time (reversed 54 %), training ones 52 %
 None moves order off chance within 3,000 steps (0.23-0.45 s/step); the finishing stage (shared layouts) does.
-Finishing measured 2026-12-06 (held-out accuracy / share of relation samples in the right order; the
-first stage 0.466 / 45 %): 1,500 steps 0.487 / 53 %, 2,250 (the shipped base, one run, 18 min at 1 thread)
-0.630 / 73 %, 3,000 0.712 / 84 % (that one in two runs of 1,500). The demo's DPO (beta 20,000) gains
-+0.066 on the shipped base, +0.109 on a 2,250-step model from two runs, +0.064 on the 3,000-step one
-(beta 60,000 there: +0.092); it repairs shapes the pass blurred rather than moving order.
+Finishing measured 2026-12-06 (held-out accuracy / share of relation samples in the right order, with
+`mmpref eval`'s seeds; the first stage 0.466 / 45 %), and the demo's DPO gain on each (beta 20,000, 600
+steps, its own pairs):
+    relation prompts, 1,500 steps                          0.487 / 53 %
+    relation prompts, 2,000 steps (one run)                0.556 / 69 %   DPO +0.100
+    relation prompts, 2,250 steps (one run)                0.669 / 76 %   DPO +0.015
+    relation prompts, 1,500 + 750 (the shipped base)       0.641 / 72 %   DPO +0.109
+    all training prompts, 2,250 steps (one run)            0.618 / 73 %   DPO +0.066 (shipped that morning)
+    relation prompts, 1,500 + 1,500                        0.712 / 84 %   DPO +0.064 (beta 60,000: +0.092)
+The DPO gain depends on how much the pass blurred shapes (DPO repairs shapes, it hardly moves order) and
+is sensitive to the run: on the shipped base, 500 DPO steps gave +0.058, the trainer's encoded-pair cache
+(another draw of VAE latents) +0.071, and with it beta 60,000 +0.053. The two rounds took 1,069 + 377 s
+at 1 thread on 2 cores shared with two other jobs.
 """
 
 from __future__ import annotations
@@ -66,14 +76,14 @@ from mmpref.sandbox.shapes.split import split_prompts
 # Measured for the shipped model (niced, on 2 cores shared with other jobs): data 9 s, VAE 977 s (under
 # load ~7), latents 269 s, UNet 1665 s (4000 steps at 0.37-0.6 s/step, 1 thread): ~49 min in all, ~28 of
 # them the UNet. On an idle machine the VAE takes ~2 min (0.16 s/step) and the latents ~30 s.
-RUN_TIME = "about 55 minutes on 2 CPU cores (UNet ~28 min, finishing ~18 min); see shapes_world.json"
+RUN_TIME = "about 55 minutes on 2 CPU cores (UNet ~28 min, finishing ~18-24 min); see shapes_world.json"
 FORM_MIX = {"single": 0.2, "count": 0.3, "relation": 0.5}
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "mmpref" / "sandbox" / "assets" / "shapes_base"
 SAMPLER = {"num_inference_steps": 20, "guidance_scale": 4.0}
 # Stage 6: a short pass of denoising loss (mmpref's trainer, objective sft, text encoder frozen) on every
-# training prompt drawn at four layouts shared by all prompts, which teaches the base spatial order
-# partly; without it the base never leaves chance on order and alignment has nothing to sharpen.
-FINISH = {"steps": 2250, "layouts": 4, "lr": 2e-4, "batch": 32}
+# training relation prompt drawn at four layouts shared by all prompts, in two runs, which teaches the base
+# spatial order partly; without it the base never leaves chance on order and alignment has nothing to sharpen.
+FINISH = {"steps": [1500, 750], "layouts": 4, "lr": 2e-4, "batch": 32, "forms": "relation"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -125,14 +135,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--finish-steps",
         type=int,
+        nargs="+",
         default=FINISH["steps"],
-        help="finishing stage: full-UNet steps on renders at --finish-layouts shared layouts (0: none)",
+        help="finishing stage: full-UNet steps on renders at --finish-layouts shared layouts, one `mmpref train`"
+        " run per number, each continuing the previous one with a fresh optimizer and warm-up (0: none)",
     )
     p.add_argument("--finish-layouts", type=int, default=FINISH["layouts"], help="render seeds per prompt")
     p.add_argument("--finish-lr", type=float, default=FINISH["lr"])
     p.add_argument("--finish-batch", type=int, default=FINISH["batch"])
+    p.add_argument(
+        "--finish-forms",
+        choices=("all", "relation"),
+        default=FINISH["forms"],
+        help="which training prompts the finishing stage renders (relation: only the relation prompts)",
+    )
     p.add_argument("--eval-only", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if any(args.finish_steps) and min(args.finish_steps) < 1:
+        p.error(f"--finish-steps: every round needs >= 1 step (or one 0 for no finishing), got {args.finish_steps}")
+    return args
 
 
 class Log:
@@ -149,7 +170,7 @@ class Log:
 
 
 def record_seconds(work: Path, stage: str, seconds: float) -> None:
-    """Add a stage's run time to WORK/times.json (stages that resume add up over runs)."""
+    """Set a stage's run time in WORK/times.json (a stage that resumes passes its total over runs)."""
     path = work / "times.json"
     times = json.loads(path.read_text()) if path.exists() else {}
     times[stage] = round(seconds)
@@ -463,32 +484,48 @@ output_dir: "{out}"
 """
 
 
-def finish(args: argparse.Namespace, base: Path, log: Log) -> Path:
-    """Fine-tune `base` on layout-shared renders through `mmpref train` (resumable); the finished pipeline."""
-    from mmpref.config import load_config
+def write_finish_data(args: argparse.Namespace, log: Log) -> Path:
+    """The finishing data (once): the --finish-forms training prompts at --finish-layouts shared layouts."""
     from mmpref.sandbox.shapes.layout_pairs import write_layout_pairs
 
-    out = args.work / "finished"
-    if (out / "model_index.json").exists():
-        return out
+    data = args.work / "layout_pairs.parquet"
+    if not data.exists():
+        prompts = [p for p in split_prompts(args.seed).train if args.finish_forms in ("all", p.form)]
+        rows = write_layout_pairs(data, prompts, args.finish_layouts)
+        log(f"finish: {rows} renders of {args.finish_forms} prompts at {args.finish_layouts} shared layouts -> {data}")
+    return data
+
+
+def finish(args: argparse.Namespace, base: Path, log: Log) -> Path:
+    """Fine-tune `base` on layout-shared renders through `mmpref train`, one run per round of
+    --finish-steps (each from the previous round's output with a fresh optimizer and warm-up; resumable);
+    the last round's pipeline."""
+    from mmpref.config import load_config
+
+    rounds = [args.work / f"finish-round-{i + 1}" for i in range(len(args.finish_steps))]
+    if (rounds[-1] / "model_index.json").exists():
+        return rounds[-1]
     if not (base / "model_index.json").exists():
         raise SystemExit(f"--init-from: {base} is not an exported pipeline (no model_index.json); point it at a"
                          " directory this script exported, e.g. mmpref/sandbox/assets/shapes_base")
-    data = args.work / "layout_pairs.parquet"
-    if not data.exists():
-        rows = write_layout_pairs(data, split_prompts(args.seed).train, args.finish_layouts)
-        log(f"finish: {rows} renders at {args.finish_layouts} shared layouts -> {data}")
-    config = args.work / "finish.yaml"
-    config.write_text(FINISH_CONFIG.format(
-        base=base, data=data, steps=args.finish_steps, batch=args.finish_batch, seed=args.seed,
-        lr=args.finish_lr, out=out,
-    ))
-    tic = time.time()
-    run = load_config(str(config), [], kind="method")
-    run.entry.obj(run.config)
-    record_seconds(args.work, "finish", time.time() - tic)
-    log(f"finish: {args.finish_steps} steps -> {out}")
-    return out
+    data = write_finish_data(args, log)
+    start = base
+    for i, (steps, out) in enumerate(zip(args.finish_steps, rounds)):
+        if not (out / "model_index.json").exists():
+            config = args.work / f"finish-round-{i + 1}.yaml"
+            config.write_text(FINISH_CONFIG.format(
+                base=start, data=data, steps=steps, batch=args.finish_batch, seed=args.seed, lr=args.finish_lr,
+                out=out,
+            ))
+            tic = time.time()
+            run = load_config(str(config), [], kind="method")
+            run.entry.obj(run.config)
+            times = args.work / "times.json"
+            spent = json.loads(times.read_text()).get("finish", 0) if times.exists() else 0  # earlier rounds
+            record_seconds(args.work, "finish", spent + time.time() - tic)
+            log(f"finish: round {i + 1}, {steps} steps from {start} -> {out}")
+        start = out
+    return rounds[-1]
 
 
 # ---------------------------------------------------------------- stage 5: export
@@ -575,9 +612,9 @@ def main(argv: list[str] | None = None) -> int:
             vae = train_vae(args, data, log)
             latents = cache_latents(args, data, vae, log)
             tokenizer, unet, text_encoder = train_unet(args, data, vae, latents, log)
-            stage1 = args.work / "stage1" if args.finish_steps else args.out
+            stage1 = args.work / "stage1" if any(args.finish_steps) else args.out
             export(stage1, vae, tokenizer, unet, text_encoder, log)
-        if args.finish_steps:
+        if any(args.finish_steps):
             export_finished(finish(args, stage1, log), stage1, args.out, log)
     result = evaluate(args, log)
     meta_path = args.out / "shapes_world.json"
@@ -595,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.eval_only:
         seconds = json.loads((args.work / "times.json").read_text())  # summed over resumed runs
         finished = {"steps": args.finish_steps, "layouts": args.finish_layouts, "lr": args.finish_lr,
-                    "batch": args.finish_batch, "seconds": seconds.pop("finish", 0)}
+                    "batch": args.finish_batch, "forms": args.finish_forms, "seconds": seconds.pop("finish", 0)}
         if args.init_from is not None and args.unet_steps == 0:  # stages 1-5 were an earlier run's
             earlier = args.init_from / "shapes_world.json"
             training = json.loads(earlier.read_text()).get("training", {}) if earlier.exists() else {}

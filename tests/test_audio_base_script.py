@@ -94,3 +94,103 @@ def test_an_interrupted_stage_resumes_from_its_checkpoint(smoke_run):
     assert "vae step" not in log and "vocoder step" not in log  # finished stages are reused
     assert torch.load(work / "unet_ckpt.pt", weights_only=True)["step"] == 6
     assert torch.load(work / "unet_final.pt", weights_only=True)["step"] == 6
+
+
+# ---------------------------------------------------------------- finishing stage (shared layouts)
+def test_layout_pairs_are_judged_right_and_share_onset_slots(tmp_path):
+    """chosen is what the truth judge accepts for its prompt, rejected (reversed sequence, near miss) is not;
+    at one layout seed, prompts with as many events put them in the same slots."""
+    import io
+
+    import pandas as pd
+    import soundfile as sf
+
+    from mmpref.sandbox.audio.grammar import Prompt
+    from mmpref.sandbox.audio.layout_pairs import contrast, shared_layout, write_layout_pairs
+    from mmpref.sandbox.audio.split import split_prompts
+    from mmpref.sandbox.audio.truth import detect_events, truth_correct
+
+    train = split_prompts(0).train
+    three = [p for p in train if p.form == "sequence" and len(p.events) == 3][:4]
+    prompts = three + [p for p in train if p.form != "sequence"][:3]
+    assert contrast(three[0]) == Prompt(three[0].groups[::-1], three[0].connective)
+    n = write_layout_pairs(tmp_path / "pairs.parquet", prompts, layouts=2)
+    frame = pd.read_parquet(tmp_path / "pairs.parquet")
+    assert n == len(frame) == 2 * len(prompts) and list(frame["layout"]) == [0, 1] * len(prompts)
+    assert list(frame["prompt"]) == [p.text for p in prompts for _ in range(2)]
+    clips = {col: [sf.read(io.BytesIO(v["bytes"]), dtype="float32")[0] for v in frame[col]] for col in ("chosen", "rejected")}
+    assert all(c.shape == (20480,) for c in clips["chosen"])
+    expected = [p for p in prompts for _ in range(2)]
+    assert truth_correct(clips["chosen"], expected).all()
+    assert not truth_correct(clips["rejected"], expected).any()
+    # three-event prompts at layout 0 (rows 0, 2, 4, 6): the same onsets, heard in the audio itself
+    onsets = np.array([[e.onset for e in detect_events(clips["chosen"][2 * i])] for i in range(len(three))])
+    assert onsets.shape == (len(three), 3) and np.ptp(onsets, axis=0).max() < 0.02
+    slots = {tuple(e.onset for e in shared_layout(p, 0)) for p in train if len(p.events) == 4}
+    assert len(slots) == 1  # every four-event training prompt, one set of onsets
+    assert [e.onset for e in shared_layout(three[0], 0)] != [e.onset for e in shared_layout(three[0], 1)]
+
+
+def test_finishing_stage_trains_through_mmpref_train_and_exports_a_stock_pipeline(smoke_run, tmp_path):
+    """`--init-from BASE --unet-steps 0 --finish-steps 2`: only the finishing stage runs (the real trainer, sft,
+    text encoder frozen), the export keeps the base's VAE, vocoder, text encoder and tokenizer files, moves the
+    UNet, holds no trainer files or local paths, loads in stock TangoPipeline, and is evaluated and recorded."""
+    from safetensors.torch import load_file
+
+    from mmpref.audio.pipeline import TangoPipeline
+
+    script, _, base = smoke_run
+    work, out = tmp_path / "work", tmp_path / "out"
+    argv = ["--smoke", "--threads", "1", "--init-from", str(base), "--unet-steps", "0", "--finish-steps", "2",
+            "--finish-layouts", "1", "--finish-batch", "4", "--finish-lr", "1e-3", "--finish-forms", "sequence",
+            "--work", str(work), "--out", str(out)]
+    threads = torch.get_num_threads()
+    try:
+        assert script.main(argv) == 0
+    finally:
+        torch.set_num_threads(threads)
+    log = (work / "train.log").read_text()
+    assert "vae step" not in log and "unet step" not in log  # no earlier stage ran
+    metrics = (work / "finished" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(metrics[-1])["step"] == 2  # the trainer's own log of its steps
+    assert "objective: {name: sft}" in (work / "finish.yaml").read_text()
+
+    def state(root: Path, part: str) -> dict:
+        return load_file(next((root / part).glob("*.safetensors")))
+
+    for part in ("vae", "vocoder", "text_encoder"):
+        exported, shipped = state(out, part), state(base, part)
+        assert exported.keys() == shipped.keys() and all(torch.equal(v, shipped[k]) for k, v in exported.items())
+    exported_unet, base_unet = state(out, "unet"), state(base, "unet")
+    assert any(not torch.equal(v, base_unet[k]) for k, v in exported_unet.items())
+    for f in (base / "tokenizer").iterdir():
+        assert (out / "tokenizer" / f.name).read_bytes() == f.read_bytes(), f.name
+    assert not any("_name_or_path" in f.read_text() for f in out.rglob("*.json"))
+    assert not (out / "metrics.jsonl").exists() and not (out / "checkpoints").exists()
+    stock = TangoPipeline.from_pretrained(str(out), local_files_only=True)
+    clips = generate(stock, ["a low beep followed by two clicks"], [0], num_inference_steps=2)
+    assert clips.shape == (1, 20480) and np.isfinite(clips).all()
+    info = json.loads((out / "audio_world.json").read_text())
+    finish = info["training"]["finish"]
+    assert (finish["steps"], finish["layouts"], finish["lr"], finish["batch"], finish["forms"]) == (2, 1, 1e-3, 4, "sequence")
+    assert info["training"]["unet_steps"] == 4  # the base's own record is kept
+    assert "heldout" in info["accuracy"] and "heldout" in info["sequence_order"]
+    # finishing again finds the finished run: nothing retrains
+    args = script.parse_args(argv)
+    assert script.finish(args, base, script.Log(work / "train.log")) == work / "finished"
+
+
+def test_finishing_an_unexported_directory_stops_before_rendering(tmp_path, capsys):
+    script = load_script(SCRIPT)
+    argv = ["--init-from", str(tmp_path / "nowhere"), "--finish-steps", "2", "--work", str(tmp_path / "w"),
+            "--out", str(tmp_path / "o"), "--threads", "1"]
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(SystemExit, match=r"nowhere is not an exported pipeline \(no model_index\.json\)"):
+            script.main(argv)
+        with pytest.raises(SystemExit):  # --init-from runs only the finishing stage: it needs steps
+            script.parse_args(["--init-from", str(tmp_path), "--work", str(tmp_path / "w")])
+    finally:
+        torch.set_num_threads(threads)
+    assert "--finish-steps" in capsys.readouterr().err
+    assert not (tmp_path / "w" / "layout_pairs.parquet").exists() and not (tmp_path / "o").exists()

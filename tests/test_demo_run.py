@@ -66,3 +66,19 @@ def test_shipped_bases_resolve_to_the_installed_copy_when_named_or_missing(tmp_p
     own.mkdir(parents=True)
     assert resolve_shapes(str(own)) == str(own)
     assert resolve_audio(str(tmp_path / "my_base")) == str(tmp_path / "my_base")
+
+
+def test_demo_keeps_an_encoded_pair_cache_inside_its_output(tmp_path):
+    """With train.data.cache.enabled and no cache dir, the cache goes to OUT/cache (not the user's home);
+    a dir the config names is kept."""
+    from mmpref.demo.run import DemoSettings, load_stage_configs
+
+    out = tmp_path / "demo"
+    _, train, _ = load_stage_configs(DemoSettings(out=str(out), overrides=["train.data.cache.enabled=true"]))
+    assert train.config.data.cache.dir == str(out / "cache")
+    named = str(tmp_path / "elsewhere")
+    _, train, _ = load_stage_configs(DemoSettings(out=str(out), overrides=[
+        "train.data.cache.enabled=true", f"train.data.cache.dir={named}"]))
+    assert train.config.data.cache.dir == named
+    _, train, _ = load_stage_configs(DemoSettings(out=str(out)))
+    assert not train.config.data.cache.enabled and not train.config.data.cache.dir

@@ -5,11 +5,14 @@ through `mmpref train` on renders at shared layouts and exports a pipeline stock
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+import yaml
 
 from mmpref.sandbox.shapes.base import shapes_base_path
 from mmpref.sandbox.shapes.split import split_prompts
@@ -79,7 +82,6 @@ def test_layout_pairs_share_placements_across_prompts(tmp_path):
     """Every prompt is drawn at the same few placements; chosen is correct, rejected is not its prompt."""
     import io
 
-    import pandas as pd
     from PIL import Image
 
     from mmpref.sandbox.shapes.layout_pairs import write_layout_pairs
@@ -101,20 +103,28 @@ def test_layout_pairs_share_placements_across_prompts(tmp_path):
 
 
 def test_finishing_stage_trains_the_unet_through_mmpref_train(tmp_path):
-    """`--init-from BASE --unet-steps 0 --finish-steps N`: only the finishing stage runs, through the trainer;
-    the exported pipeline keeps the VAE and text encoder, moves the UNet, and loads in stock diffusers."""
+    """`--init-from BASE --unet-steps 0 --finish-steps N M`: only the finishing stage runs, in two trainer runs
+    (the second continuing the first); the exported pipeline keeps the VAE and text encoder, moves the UNet,
+    and loads in stock diffusers."""
     from diffusers import StableDiffusionPipeline
 
     script = load_script(SCRIPT)
     base = shapes_base_path()
     args = script.parse_args([
         "--init-from", str(base), "--unet-steps", "0", "--work", str(tmp_path), "--out", str(tmp_path / "out"),
-        "--finish-steps", "2", "--finish-layouts", "1", "--finish-batch", "4", "--finish-lr", "1e-3",
+        "--finish-steps", "2", "1", "--finish-layouts", "1", "--finish-batch", "4", "--finish-lr", "1e-3",
+        "--finish-forms", "all",
     ])
     log = script.Log(tmp_path / "train.log")
     finished = script.finish(args, args.init_from, log)
     script.export_finished(finished, base, args.out, log)
-    assert (finished / "metrics.jsonl").exists()  # the trainer ran: its log of steps
+    first, second = tmp_path / "finish-round-1", tmp_path / "finish-round-2"
+    assert finished == second
+    for run, steps, start in ((first, 2, base), (second, 1, first)):  # the trainer ran each round from the last
+        logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert max(r.get("step", 0) for r in logged) == steps
+        assert yaml.safe_load((run / "config.yaml").read_text())["model"]["adapter"]["pretrained"] == str(start)
+    assert len(pd.read_parquet(tmp_path / "layout_pairs.parquet")) == len(split_prompts(0).train)
     for part in ("vae", "text_encoder"):
         exported, shipped = safetensors_state(args.out / part), safetensors_state(base / part)
         assert all(torch.equal(v, shipped[k]) for k, v in exported.items())
@@ -137,3 +147,23 @@ def test_finishing_an_unexported_directory_says_what_to_point_at(tmp_path):
     with pytest.raises(SystemExit, match=r"nowhere is not an exported pipeline \(no model_index\.json\)"):
         script.finish(args, args.init_from, script.Log(tmp_path / "train.log"))
     assert not (tmp_path / "layout_pairs.parquet").exists()  # nothing rendered for a run that cannot start
+
+
+@pytest.mark.parametrize("steps", [["1500", "0"], ["-5"]])
+def test_finishing_rounds_need_steps(steps, capsys):
+    script = load_script(SCRIPT)
+    with pytest.raises(SystemExit):
+        script.parse_args(["--finish-steps", *steps])
+    assert "every round needs >= 1 step" in capsys.readouterr().err
+
+
+def test_finishing_relation_prompts_only(tmp_path):
+    """The default finishing data: only the training relation prompts, each at the shared layouts."""
+    script = load_script(SCRIPT)
+    args = script.parse_args(["--init-from", str(shapes_base_path()), "--unet-steps", "0", "--work", str(tmp_path),
+                              "--finish-layouts", "1", "--finish-steps", "1"])
+    assert args.finish_forms == "relation"
+    prompts = [p for p in split_prompts(0).train if p.form == "relation"]
+    script.write_finish_data(args, script.Log(tmp_path / "train.log"))
+    frame = pd.read_parquet(tmp_path / "layout_pairs.parquet")
+    assert list(frame["prompt"]) == [p.text for p in prompts]

@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: the tiny model gains little from more, and two threads "
                         "on a CPU shared with other work can run 10x slower)")
-    parser.add_argument("--fresh", action="store_true", help="delete OUT/pairs and OUT/aligned first")
+    parser.add_argument("--fresh", action="store_true", help="delete OUT/pairs, OUT/aligned and OUT/cache first")
 
 
 def run(args: argparse.Namespace) -> int:

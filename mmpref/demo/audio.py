@@ -97,7 +97,7 @@ def run_audio_demo(settings: DemoSettings, log: Callable[[str], None] = print) -
         torch.set_num_threads(settings.threads)
     out = Path(settings.out)
     if settings.fresh:
-        for sub in ("pairs", "aligned"):
+        for sub in ("pairs", "aligned", "cache"):
             shutil.rmtree(out / sub, ignore_errors=True)
     generate, train, eval_data = load_audio_stage_configs(settings)
     if not (Path(generate.config.model.path) / "model_index.json").is_file():
