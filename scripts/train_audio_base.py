@@ -568,16 +568,16 @@ output_dir: "{out}"
 
 
 def check_exported(base: Path) -> None:
-    if not (base / "model_index.json").exists():
-        raise SystemExit(f"--init-from: {base} is not an exported pipeline (no model_index.json); point it at a "
-                         "directory this script exported, e.g. mmpref/sandbox/assets/audio_base")
+    from mmpref.sandbox.finishing import require_exported
+
+    require_exported(base, "mmpref/sandbox/assets/audio_base")
 
 
 def finish(args: argparse.Namespace, base: Path, log: Log) -> Path:
     """Fine-tune `base` on shared-layout renders through `mmpref train` (resumable); the finished pipeline."""
-    from mmpref.config import load_config
     from mmpref.sandbox.audio.layout_pairs import write_layout_pairs
     from mmpref.sandbox.audio.render import DURATION
+    from mmpref.sandbox.finishing import finish_prompts, run_train_config
 
     out = args.work / "finished"
     if (out / "model_index.json").exists():
@@ -586,7 +586,7 @@ def finish(args: argparse.Namespace, base: Path, log: Log) -> Path:
     data = args.work / "layout_pairs.parquet"
     if not data.exists():
         tic = time.time()
-        prompts = [p for p in split_prompts(args.seed).train if args.finish_forms in ("all", p.form)]
+        prompts = finish_prompts(split_prompts(args.seed).train, args.finish_forms)
         rows = write_layout_pairs(data, prompts, args.finish_layouts)
         log(f"finish: {rows} clips of {args.finish_forms} training prompts at {args.finish_layouts} shared layouts "
             f"-> {data} ({time.time() - tic:.0f}s)")
@@ -598,8 +598,7 @@ def finish(args: argparse.Namespace, base: Path, log: Log) -> Path:
         cache=(args.work / "encoded").resolve(),
     ))
     tic = time.time()
-    run = load_config(str(config), [], kind="method")
-    run.entry.obj(run.config)
+    run_train_config(config)
     record(args.work, "times", "finish", round(read(args.work, "times").get("finish", 0.0) + time.time() - tic, 1))
     log(f"finish: {args.finish_steps} steps in {time.time() - tic:.0f}s -> {out}")
     return out
@@ -608,18 +607,12 @@ def finish(args: argparse.Namespace, base: Path, log: Log) -> Path:
 def export_finished(finished: Path, stage1: Path, dest: Path, log: Log) -> None:
     """Only the pipeline of the finishing run's output (not its trainer logs and checkpoints) goes to `dest`,
     with stage 6's tokenizer files unchanged and no local paths in the configs."""
-    import shutil
-
     from mmpref.audio.pipeline import TangoPipeline
+    from mmpref.sandbox.finishing import tidy_export
 
     pipe = TangoPipeline.from_pretrained(str(finished), local_files_only=True)
     pipe.save_pretrained(str(dest), safe_serialization=True)
-    shutil.rmtree(dest / "tokenizer")
-    shutil.copytree(stage1 / "tokenizer", dest / "tokenizer")
-    for config in dest.rglob("*.json"):
-        data = json.loads(config.read_text())
-        if isinstance(data, dict) and data.pop("_name_or_path", None) is not None:
-            config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tidy_export(dest, stage1)
     size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
     log(f"export: {dest} ({size / 2**20:.1f} MiB, finished)")
 

@@ -486,12 +486,13 @@ output_dir: "{out}"
 
 def write_finish_data(args: argparse.Namespace, log: Log) -> Path:
     """The finishing data (once): the --finish-forms training prompts at --finish-layouts shared layouts."""
+    from mmpref.sandbox.finishing import finish_prompts
     from mmpref.sandbox.shapes.layout_pairs import write_layout_pairs
 
     data = args.work / "layout_pairs.parquet"
     if not data.exists():
-        prompts = [p for p in split_prompts(args.seed).train if args.finish_forms in ("all", p.form)]
-        rows = write_layout_pairs(data, prompts, args.finish_layouts)
+        rows = write_layout_pairs(data, finish_prompts(split_prompts(args.seed).train, args.finish_forms),
+                                  args.finish_layouts)
         log(f"finish: {rows} renders of {args.finish_forms} prompts at {args.finish_layouts} shared layouts -> {data}")
     return data
 
@@ -500,14 +501,12 @@ def finish(args: argparse.Namespace, base: Path, log: Log) -> Path:
     """Fine-tune `base` on layout-shared renders through `mmpref train`, one run per round of
     --finish-steps (each from the previous round's output with a fresh optimizer and warm-up; resumable);
     the last round's pipeline."""
-    from mmpref.config import load_config
+    from mmpref.sandbox.finishing import require_exported, run_train_config
 
     rounds = [args.work / f"finish-round-{i + 1}" for i in range(len(args.finish_steps))]
     if (rounds[-1] / "model_index.json").exists():
         return rounds[-1]
-    if not (base / "model_index.json").exists():
-        raise SystemExit(f"--init-from: {base} is not an exported pipeline (no model_index.json); point it at a"
-                         " directory this script exported, e.g. mmpref/sandbox/assets/shapes_base")
+    require_exported(base, "mmpref/sandbox/assets/shapes_base")
     data = write_finish_data(args, log)
     start = base
     for i, (steps, out) in enumerate(zip(args.finish_steps, rounds)):
@@ -518,8 +517,7 @@ def finish(args: argparse.Namespace, base: Path, log: Log) -> Path:
                 out=out,
             ))
             tic = time.time()
-            run = load_config(str(config), [], kind="method")
-            run.entry.obj(run.config)
+            run_train_config(config)
             times = args.work / "times.json"
             spent = json.loads(times.read_text()).get("finish", 0) if times.exists() else 0  # earlier rounds
             record_seconds(args.work, "finish", spent + time.time() - tic)
@@ -562,18 +560,13 @@ def log_export(dest: Path, log: Log) -> None:
 def export_finished(finished: Path, stage1: Path, dest: Path, log: Log) -> None:
     """Only the pipeline of the finishing run's output (not its trainer logs) goes to `dest`, with stage 5's
     tokenizer files unchanged and no local paths in the configs."""
-    import shutil
-
     from diffusers import StableDiffusionPipeline
+
+    from mmpref.sandbox.finishing import tidy_export
 
     pipe = StableDiffusionPipeline.from_pretrained(finished, safety_checker=None)
     pipe.save_pretrained(dest, safe_serialization=True)
-    shutil.rmtree(dest / "tokenizer")
-    shutil.copytree(stage1 / "tokenizer", dest / "tokenizer")
-    for config in dest.rglob("*.json"):
-        data = json.loads(config.read_text())
-        if isinstance(data, dict) and data.pop("_name_or_path", None) is not None:
-            config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tidy_export(dest, stage1)
     log_export(dest, log)
 
 
