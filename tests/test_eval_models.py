@@ -125,3 +125,34 @@ def test_lora_file_mixing_key_formats_loads_every_layer(models, tmp_path):
     changed = [k for k in base if not torch.equal(base[k], reference[k])]
     assert len(changed) == len(keys)  # the fused weight of every adapted layer, from both halves of the file
     assert all(torch.allclose(loaded[k], reference[k], atol=1e-6) for k in reference)
+
+
+def test_two_processes_give_the_same_images_as_one(models):
+    """processes: 2 deals the pipeline calls (3 here, so unevenly) to spawned workers; every image, score and
+    file is what one process writes, for a base and a LoRA model."""
+    def run(processes: int) -> Path:
+        out = models["root"] / f"processes{processes}"
+        settings = EvalSettings(
+            models=[EvalModel("base", str(models["base"])), EvalModel("lora", str(models["lora"]))],
+            prompts=str(models["prompts"]), seeds_per_prompt=2, scorers=["brightness"], steps=2,
+            guidance_scale=1.0, batch_size=2, resamples=200, out=str(out), save_images=True,
+            processes=processes, threads=1)
+        logs: list[str] = []
+        evaluate(settings, log=logs.append)
+        assert (f" in {processes} processes" in logs[0]) == (processes > 1)
+        return out
+
+    one, two = run(1), run(2)
+    assert (one / "samples.jsonl").read_text() == (two / "samples.jsonl").read_text()
+    images = sorted(p.relative_to(one) for p in (one / "images").rglob("*.png"))
+    assert len(images) == 2 * 3 * 2
+    assert all((one / p).read_bytes() == (two / p).read_bytes() for p in images)
+
+
+def test_processes_and_threads_at_least_one(models):
+    from mmpref.errors import ConfigError
+    from mmpref.evaluation.engine import build_settings
+
+    for bad in ({"processes": 0}, {"threads": 0}):
+        with pytest.raises(ConfigError, match="processes and threads"):
+            build_settings({"models": [{"name": "a", "path": str(models["base"])}], **bad})

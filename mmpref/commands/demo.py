@@ -38,8 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--generate-config", default=None, help="generate config (default shapes_demo_generate)")
     parser.add_argument("--train-config", "--config", default=None, help="train config (default shapes_dpo)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: the tiny model gains little from more, and two threads "
-                        "on a CPU shared with other work can run 10x slower)")
+                        help="torch CPU threads per process (default 1: the tiny model gains little from more, and "
+                        "two threads on a CPU shared with other work can run 10x slower; the shapes demo samples "
+                        "in two processes instead, see generate.runtime.processes and eval.processes)")
     parser.add_argument("--fresh", action="store_true", help="delete OUT/pairs, OUT/aligned and OUT/cache first")
 
 

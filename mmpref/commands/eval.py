@@ -16,6 +16,7 @@ models (the first is the reference of gains and win rates):
 example:
   mmpref eval base=shapes_base aligned=mmpref-demo/dpo --prompts builtin:shapes_heldout --seeds 4 --out eval
   mmpref eval base=shapes_base aligned=outputs/shapes_ipo --set steps=30 accuracy.threshold=0.9
+  mmpref eval base=shapes_base aligned=mmpref-demo/aligned --processes 2   # CPU: one process per core, same images
 """
 
 
@@ -36,9 +37,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=int, default=None, help="samples per prompt and model (default 4)")
     parser.add_argument("--scorers", default=None, help="comma-separated reward models (default shapes_truth)")
     parser.add_argument("--out", default=None, help="output directory (default ./mmpref-eval)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="CPU sampling processes (default 1); the images do not depend on it")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="any other setting (seed, steps, guidance_scale, batch_size, resamples, "
-                        "win_rate_scorer, accuracy.scorer, accuracy.threshold, grid_prompts, save_images, device)")
+                        "win_rate_scorer, accuracy.scorer, accuracy.threshold, grid_prompts, save_images, device, threads)")
 
 
 def settings_from_args(args: argparse.Namespace):  # noqa: ANN201 - EvalSettings, imported lazily
@@ -46,7 +49,7 @@ def settings_from_args(args: argparse.Namespace):  # noqa: ANN201 - EvalSettings
 
     data: dict = {"models": [parse_model(s, i) for i, s in enumerate(args.models)]}
     for key, value in (("prompts", args.prompts), ("limit", args.limit), ("seeds_per_prompt", args.seeds),
-                       ("out", args.out)):
+                       ("out", args.out), ("processes", args.processes)):
         if value is not None:
             data[key] = value
     if args.scorers:

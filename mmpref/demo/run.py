@@ -45,6 +45,7 @@ DEFAULT_EVAL: dict[str, Any] = {
     "steps": 20,
     "guidance_scale": 4.0,
     "batch_size": 64,
+    "processes": 2,  # one per core of the 2-core target, sampling the same batches as one process would
 }
 TARGETS = {"seconds_max": 600, "gain_min": 0.10, "gain_ci95_low_above": 0.0, "win_rate_min": 0.60}
 
@@ -113,7 +114,7 @@ def load_stage_configs(settings: DemoSettings) -> tuple[Any, Any, dict[str, Any]
     train = load_config(settings.train_config, stage["train"], kind="method")
     gcfg, tcfg = generate.config, train.config
     wire_stage_paths(gcfg, tcfg, out, settings.threads, _resolve_base)
-    eval_data = apply_overrides({**DEFAULT_EVAL, "models": [
+    eval_data = apply_overrides({**DEFAULT_EVAL, "threads": settings.threads, "models": [
         {"name": "base", "path": tcfg.model.adapter.params.pretrained},
         {"name": "aligned", "path": str(out / "aligned")},
     ], "out": str(out)}, stage["eval"], "demo eval")

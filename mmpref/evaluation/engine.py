@@ -72,6 +72,8 @@ class EvalSettings:
     scheduler: str | None = None  # a diffusers scheduler class to swap in; null = the model's own
     batch_size: int = 64  # images per pipeline call
     device: str = "cpu"  # cpu, cuda, auto
+    processes: int = 1  # CPU only: worker processes sharing each model's pipeline calls (the same images as 1)
+    threads: int | None = None  # CPU torch threads per process (null: torch's default, or the cores split between processes)
     resamples: int = stats.DEFAULT_RESAMPLES  # bootstrap resamples (percentile method, prompts resampled)
     bootstrap_seed: int = stats.DEFAULT_SEED
     grid_prompts: int = 12  # prompts shown in the grids (evenly spaced over the prompt list)
@@ -82,6 +84,8 @@ class EvalSettings:
     def check(self) -> None:
         if self.seeds_per_prompt < 1:
             raise ValueError("seeds_per_prompt must be at least 1")
+        if self.processes < 1 or (self.threads is not None and self.threads < 1):
+            raise ValueError("processes and threads must be at least 1 (threads: or null)")
         if self.resamples < 100:
             raise ValueError("resamples must be at least 100 for a 95 % interval")
         if not self.scorers:
@@ -208,30 +212,51 @@ def _sampling(settings: EvalSettings) -> Any:
                                guidance_scale=settings.guidance_scale, height=settings.height, width=settings.width)
 
 
-def generate(pipe: Any, prompts: list[Any], settings: EvalSettings,
-             progress: Callable[[int, int], None] | None = None) -> tuple[list[list[np.ndarray]], list[dict[str, Any]]]:
-    """Images [prompt][seed] with the fixed per-(prompt, seed) noise; failed samples become black images."""
-    import torch
-
-    from mmpref.pipelines.image_sampler import DiffusersImageSampler, ImageModelConfig
+def sample_requests(prompts: list[Any], settings: EvalSettings) -> list[Any]:
+    """Every (prompt, seed) sample of a model, in order, each with its own derived noise seed."""
     from mmpref.pipelines.sampling import SampleRequest
     from mmpref.pipelines.seeds import derive_seed
 
+    return [SampleRequest(p.index, j, derive_seed(settings.seed, p.index, j), p.text, p.text)
+            for p in prompts for j in range(settings.seeds_per_prompt)]
+
+
+def batches_of(requests: list[Any], size: int) -> list[list[Any]]:
+    """A model's pipeline calls, cut the same way for any number of processes (so the images match too)."""
+    return [requests[start:start + size] for start in range(0, len(requests), size)]
+
+
+def sample_batches(pipe: Any, batches: list[list[Any]], settings: EvalSettings,
+                   progress: Callable[[int], None] | None = None) -> list[Any]:
+    """`SampleResult`s of `batches` (one pipeline call each), in order."""
+    import torch
+
+    from mmpref.pipelines.image_sampler import DiffusersImageSampler, ImageModelConfig
+
     sampler = DiffusersImageSampler(ImageModelConfig(path="<loaded>"), _sampling(settings), torch.device("cpu"),
                                     pipeline=pipe)
-    requests = [SampleRequest(p.index, j, derive_seed(settings.seed, p.index, j), p.text, p.text)
-                for p in prompts for j in range(settings.seeds_per_prompt)]
     results = []
-    for start in range(0, len(requests), settings.batch_size):
-        results += sampler.sample(requests[start:start + settings.batch_size])
-        if progress:
-            progress(len(results), len(requests))
+    with torch.no_grad():
+        for batch in batches:
+            results += sampler.sample(batch)
+            if progress:
+                progress(len(batch))
+    return results
+
+
+def images_of(results: list[Any], prompts: int, seeds: int) -> tuple[list[list[np.ndarray]], list[dict[str, Any]]]:
+    """Images [prompt][seed] from results in request order; failed samples become black images."""
     shape = next((r.sample.shape for r in results if r.ok), (8, 8, 3))
     failures = [{"prompt_row": r.request.prompt_index, "sample": r.request.sample_index, "error": r.error}
                 for r in results if not r.ok]
     flat = [r.sample if r.ok else np.zeros(shape, np.uint8) for r in results]
-    k = settings.seeds_per_prompt
-    return [flat[i * k:(i + 1) * k] for i in range(len(prompts))], failures
+    return [flat[i * seeds:(i + 1) * seeds] for i in range(prompts)], failures
+
+
+def generate(pipe: Any, prompts: list[Any], settings: EvalSettings) -> tuple[list[list[np.ndarray]], list[dict[str, Any]]]:
+    """Images [prompt][seed] with the fixed per-(prompt, seed) noise; failed samples become black images."""
+    batches = batches_of(sample_requests(prompts, settings), settings.batch_size)
+    return images_of(sample_batches(pipe, batches, settings), len(prompts), settings.seeds_per_prompt)
 
 
 def score_images(scorers: dict[str, Any], images: list[list[np.ndarray]], texts: list[str]) -> dict[str, np.ndarray]:
@@ -287,6 +312,27 @@ def relation_outcome_shares(samples: ModelSamples, texts: list[str], forms: list
     return {k: outcomes.count(k) / max(len(outcomes), 1) for k in RELATION_OUTCOMES}
 
 
+def _evaluate_model(model: EvalModel, info: dict[str, Any], batches: list[list[Any]], n_prompts: int,
+                    texts: list[str], scorers: dict[str, Any], acc_name: str | None, settings: EvalSettings,
+                    device: Any, pipe: Any, pool: Any, log: Callable[[str], None]) -> ModelSamples:
+    """One model's images (in this process, or dealt out to `pool`) and scores."""
+    t0 = time.time()
+    where = f" in {pool.processes} processes" if pool is not None and pipe is None else ""
+    log(f"eval: {model.name} ({info['kind']} {info['path']}{' on ' + info['base'] if info['base'] else ''}): "
+        f"{n_prompts} prompts x {settings.seeds_per_prompt} seeds{where}")
+    if pipe is None and pool is not None:
+        results = pool.sample(model, settings, batches)
+    else:
+        results = sample_batches(pipe if pipe is not None else load_model(model, settings, device), batches, settings)
+    images, failures = images_of(results, n_prompts, settings.seeds_per_prompt)
+    scores = score_images(scorers, images, texts)
+    summary = ", ".join(f"{n} {s.mean():.3f}" for n, s in scores.items())
+    if acc_name:
+        summary += f", accuracy {(scores[acc_name] >= settings.accuracy.threshold).mean():.3f}"
+    log(f"eval: {model.name}: {summary} ({time.time() - t0:.0f} s)")
+    return ModelSamples(model.name, info, images, scores, failures, time.time() - t0)
+
+
 def evaluate(settings: EvalSettings, *, log: Callable[[str], None] = print,
              preloaded: dict[str, Any] | None = None,
              decorate: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -312,21 +358,22 @@ def evaluate(settings: EvalSettings, *, log: Callable[[str], None] = print,
     acc_name = accuracy_scorer(settings)
     infos = [describe_model(m) for m in settings.models]  # every path checked before the first loads
     device = pick_device(settings.device, 0)
+    if settings.processes > 1 and device.type != "cpu":
+        raise ConfigError(f"eval processes: {settings.processes} is for CPU sampling; on {device} use processes: 1.")
+    batches = batches_of(sample_requests(prompts, settings), settings.batch_size)
     samples: list[ModelSamples] = []
-    for model, info in zip(settings.models, infos):
-        t0 = time.time()
-        log(f"eval: {model.name} ({info['kind']} {info['path']}{' on ' + info['base'] if info['base'] else ''}): "
-            f"{len(prompts)} prompts x {settings.seeds_per_prompt} seeds")
-        pipe = (preloaded or {}).get(model.name) or load_model(model, settings, device)
-        with torch.no_grad():
-            images, failures = generate(pipe, prompts, settings)
-        del pipe
-        scores = score_images(scorers, images, texts)
-        samples.append(ModelSamples(model.name, info, images, scores, failures, time.time() - t0))
-        summary = ", ".join(f"{n} {s.mean():.3f}" for n, s in scores.items())
-        if acc_name:
-            summary += f", accuracy {(scores[acc_name] >= settings.accuracy.threshold).mean():.3f}"
-        log(f"eval: {model.name}: {summary} ({time.time() - t0:.0f} s)")
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if settings.processes > 1:
+            from mmpref.evaluation.parallel import SamplingPool
+
+            pool = stack.enter_context(SamplingPool(settings.processes, settings.threads))
+        elif settings.threads and device.type == "cpu":
+            stack.callback(torch.set_num_threads, torch.get_num_threads())
+            torch.set_num_threads(settings.threads)
+        for model, info in zip(settings.models, infos):
+            samples.append(_evaluate_model(model, info, batches, len(prompts), texts, scorers, acc_name, settings,
+                                           device, (preloaded or {}).get(model.name), pool, log))
     report = compare(samples, settings, texts, acc_name)
     report["prompts"] = {"source": settings.prompts, "count": len(prompts), "sha256": prompt_list.digest,
                          "skipped": len(prompt_list.skipped)}
