@@ -10,11 +10,13 @@ The shapes demo's three stages, on sound (each the same code path as its command
 OUT/report.json has the shapes demo's headline keys: base.accuracy, aligned.accuracy, gain, gain_ci95,
 win_rate, seconds (plus the eval report, the configs and each stage's time).
 
-Measured with the bundled configs on the shipped base (2026-12-06, 2 CPU cores shared with another
-training job, 1 thread, 31 min wall): 1509 pairs from 373 prompts x 4 clips; held-out accuracy base 0.200
-[0.162, 0.240] -> aligned 0.188 [0.152, 0.226], gain -0.012 [-0.028, +0.004], win rate 0.54 (33 wins /
-28 losses / 439 ties); stages generate 789 s, train 540 s, eval 542 s. Short of every target: the base
-hears the right sounds but orders a sequence's groups no better than chance, and DPO does not teach it.
+Measured with the bundled configs on the shipped base (2026-12-06, 2 CPU cores, `--fresh`; sampling in two
+processes of one thread each, training in one from the encoded-pair cache): 1509 pairs from 373 prompts x 4
+clips; held-out accuracy base 0.200 [0.162, 0.240] -> aligned 0.196 [0.158, 0.236], gain -0.004 [-0.020,
++0.010], win rate 0.50 (32 wins / 32 losses / 436 ties); stages generate 349 s, train 355 s, eval 254 s
+(957 s; 31 min before, in one process without the cache on a CPU shared with another job). Short of the gain
+and time targets: the base hears the right sounds but orders a sequence's groups no better than chance,
+and DPO does not teach it.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ DEFAULT_EVAL: dict[str, Any] = {
     "steps": 25,
     "guidance_scale": 3.0,
     "batch_size": 64,
+    "processes": 2,  # one per core of the 2-core target, sampling the same batches as one process would
 }
 
 
@@ -77,7 +80,7 @@ def load_audio_stage_configs(settings: DemoSettings) -> tuple[Any, Any, dict[str
     if getattr(gcfg, "strategies", None) is None:
         raise UserError(f"demo --world audio: {generate.path.name} is not a text_to_audio_pairs config.")
     wire_stage_paths(gcfg, tcfg, out, settings.threads, _resolve_base)
-    eval_data = apply_overrides({**DEFAULT_EVAL, "models": [
+    eval_data = apply_overrides({**DEFAULT_EVAL, "threads": settings.threads, "models": [
         {"name": "base", "path": tcfg.model.adapter.params.pretrained},
         {"name": "aligned", "path": str(out / "aligned"), "base": tcfg.model.adapter.params.pretrained},
     ], "out": str(out)}, stage["eval"], "demo eval")

@@ -10,6 +10,7 @@ so the report is the image one; with `save_images` every clip is also written as
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,15 @@ from typing import Any
 import numpy as np
 
 from mmpref.errors import UserError
-from mmpref.evaluation.engine import EvalModel, EvalSettings, ModelSamples, compare, describe_model
+from mmpref.evaluation.engine import (
+    EvalModel,
+    EvalSettings,
+    ModelSamples,
+    batches_of,
+    compare,
+    describe_model,
+    sample_requests,
+)
 
 
 def load_audio_model(model: EvalModel, settings: EvalSettings, device: Any) -> Any:
@@ -38,25 +47,46 @@ def load_audio_model(model: EvalModel, settings: EvalSettings, device: Any) -> A
     return pipe
 
 
-def generate_clips(pipe: Any, prompts: list[Any], settings: EvalSettings, device: Any) -> tuple[list[list[np.ndarray]],
-                                                                                               list[dict[str, Any]]]:
-    """Waveforms [prompt][seed] with the fixed per-(prompt, seed) noise; failed clips become silence."""
+def sample_clip_batches(pipe: Any, batches: list[list[Any]], settings: EvalSettings, device: Any) -> list[Any]:
+    """`SampleResult`s (waveforms) of `batches`, one pipeline call each, in order."""
+    import torch
+
     from mmpref.pipelines.audio_sampler import AudioModelConfig, AudioSamplingConfig, DiffusersAudioSampler
-    from mmpref.pipelines.sampling import SampleRequest
-    from mmpref.pipelines.seeds import derive_seed
 
     sampling = AudioSamplingConfig(seed=settings.seed, steps=settings.steps, guidance_scale=settings.guidance_scale)
     sampler = DiffusersAudioSampler(AudioModelConfig(path="<loaded>"), sampling, device, pipeline=pipe)
-    requests = [SampleRequest(p.index, j, derive_seed(settings.seed, p.index, j), p.text, p.text)
-                for p in prompts for j in range(settings.seeds_per_prompt)]
     results = []
-    for start in range(0, len(requests), settings.batch_size):
-        results += sampler.sample(requests[start:start + settings.batch_size])
+    with torch.no_grad():
+        for batch in batches:
+            results += sampler.sample(batch)
+    return results
+
+
+def sample_audio_part(model: EvalModel, settings: EvalSettings, batches: list[list[Any]]) -> list[list[Any]]:
+    """Worker of `SamplingPool`: load the audio model and make its share of the pipeline calls."""
+    from mmpref.pipelines.engine import pick_device
+
+    device = pick_device(settings.device, 0)
+    pipe = load_audio_model(model, settings, device)
+    return [sample_clip_batches(pipe, [batch], settings, device) for batch in batches]
+
+
+def clips_of_results(results: list[Any], prompts: int, seeds: int) -> tuple[list[list[np.ndarray]],
+                                                                          list[dict[str, Any]]]:
+    """Waveforms [prompt][seed] from results in request order; failed clips become silence."""
+    length = next((len(r.sample) for r in results if r.ok), 16000)
     failures = [{"prompt_row": r.request.prompt_index, "sample": r.request.sample_index, "error": r.error}
                 for r in results if not r.ok]
-    flat = [r.sample if r.ok else np.zeros(sampler.num_samples, np.float32) for r in results]
-    k = settings.seeds_per_prompt
-    return [flat[i * k:(i + 1) * k] for i in range(len(prompts))], failures
+    flat = [r.sample if r.ok else np.zeros(length, np.float32) for r in results]
+    return [flat[i * seeds:(i + 1) * seeds] for i in range(prompts)], failures
+
+
+def sample_rate_of(info: dict[str, Any]) -> int:
+    """The vocoder's output rate of a model (of its base, for a LoRA), from its config alone."""
+    from transformers import SpeechT5HifiGanConfig
+
+    source = info["base"] if info["kind"] == "lora" else info["path"]
+    return int(SpeechT5HifiGanConfig.from_pretrained(source, subfolder="vocoder").sampling_rate)
 
 
 def score_clips(scorers: dict[str, Any], clips: list[list[np.ndarray]], texts: list[str]) -> dict[str, np.ndarray]:
@@ -127,25 +157,37 @@ def evaluate_audio(settings: EvalSettings, *, log: Callable[[str], None] = print
     acc_name = _accuracy_scorer(settings)
     infos = [describe_model(m) for m in settings.models]
     device = pick_device(settings.device, 0)
+    if settings.processes > 1 and device.type != "cpu":
+        raise UserError(f"eval processes: {settings.processes} is for CPU sampling; on {device} use processes: 1.")
+    batches = batches_of(sample_requests(prompts, settings), settings.batch_size)
     samples: list[ModelSamples] = []
     clips_of: dict[str, list[list[np.ndarray]]] = {}
-    rate = 16000
-    for model, info in zip(settings.models, infos):
-        t0 = time.time()
-        log(f"eval: {model.name} ({info['kind']} {info['path']}{' on ' + info['base'] if info['base'] else ''}): "
-            f"{len(prompts)} prompts x {settings.seeds_per_prompt} seeds")
-        pipe = load_audio_model(model, settings, device)
-        rate = int(getattr(pipe, "sample_rate", rate))
-        with torch.no_grad():
-            clips, failures = generate_clips(pipe, prompts, settings, device)
-        del pipe
-        scores = score_clips(scorers, clips, texts)
-        clips_of[model.name] = clips
-        samples.append(ModelSamples(model.name, info, mel_images(clips), scores, failures, time.time() - t0))
-        summary = ", ".join(f"{n} {s.mean():.3f}" for n, s in scores.items())
-        if acc_name:
-            summary += f", accuracy {(scores[acc_name] >= settings.accuracy.threshold).mean():.3f}"
-        log(f"eval: {model.name}: {summary} ({time.time() - t0:.0f} s)")
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if settings.processes > 1:
+            from mmpref.evaluation.parallel import SamplingPool
+
+            pool = stack.enter_context(SamplingPool(settings.processes, settings.threads))
+        elif settings.threads and device.type == "cpu":
+            stack.callback(torch.set_num_threads, torch.get_num_threads())
+            torch.set_num_threads(settings.threads)
+        for model, info in zip(settings.models, infos):
+            t0 = time.time()
+            where = f" in {pool.processes} processes" if pool is not None else ""
+            log(f"eval: {model.name} ({info['kind']} {info['path']}{' on ' + info['base'] if info['base'] else ''}): "
+                f"{len(prompts)} prompts x {settings.seeds_per_prompt} seeds{where}")
+            if pool is not None:
+                results = pool.sample(model, settings, batches, work=sample_audio_part)
+            else:
+                results = sample_clip_batches(load_audio_model(model, settings, device), batches, settings, device)
+            clips, failures = clips_of_results(results, len(prompts), settings.seeds_per_prompt)
+            scores = score_clips(scorers, clips, texts)
+            clips_of[model.name] = clips
+            samples.append(ModelSamples(model.name, info, mel_images(clips), scores, failures, time.time() - t0))
+            summary = ", ".join(f"{n} {s.mean():.3f}" for n, s in scores.items())
+            if acc_name:
+                summary += f", accuracy {(scores[acc_name] >= settings.accuracy.threshold).mean():.3f}"
+            log(f"eval: {model.name}: {summary} ({time.time() - t0:.0f} s)")
     report = compare(samples, settings, texts, acc_name)
     forms = audio_forms(texts)
     if forms and acc_name:
@@ -159,7 +201,7 @@ def evaluate_audio(settings: EvalSettings, *, log: Callable[[str], None] = print
     report["seconds"] = round(time.time() - start, 1)
     out = Path(settings.out)
     if settings.save_images:
-        _write_wavs(out, samples, clips_of, rate)
+        _write_wavs(out, samples, clips_of, sample_rate_of(infos[0]))
     write_outputs(out, report, samples, texts, settings, acc_name, [p.index for p in prompts], decorate=decorate)
     return report
 

@@ -2,7 +2,8 @@
 
 A small diffusion model on a CPU runs best at one torch thread per core, so `mmpref eval` with
 `processes: N` spawns N workers and deals each model's pipeline calls out between them (call i to
-worker i mod N). The calls are the ones a single process makes, with the same per-sample seeds, so
+worker i mod N), for images and for audio alike (`work`: the module-level function that loads the model
+and makes a share of the calls). The calls are the ones a single process makes, with the same per-sample seeds, so
 the images, and every score and CI computed from them, do not depend on N.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -28,7 +30,7 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _sample_part(model: Any, settings: Any, batches: list[list[Any]]) -> list[list[Any]]:
+def sample_image_part(model: Any, settings: Any, batches: list[list[Any]]) -> list[list[Any]]:
     """Worker: load the model (stock diffusers, LoRA fused) and run its share of the pipeline calls; the
     results of each call."""
     from mmpref.evaluation.engine import load_model, sample_batches
@@ -47,11 +49,13 @@ class SamplingPool:
         self._pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_init_worker, initargs=(self.threads,))
 
-    def sample(self, model: Any, settings: Any, batches: list[list[Any]]) -> list[Any]:
-        """`SampleResult`s of every batch, in the order of `batches`."""
+    def sample(self, model: Any, settings: Any, batches: list[list[Any]],
+               work: Callable[[Any, Any, list[list[Any]]], list[list[Any]]] = sample_image_part) -> list[Any]:
+        """`SampleResult`s of every batch, in the order of `batches`; `work(model, settings, share)` runs in a
+        worker and returns the results of each call of its share."""
         n = self.processes
         parts = [batches[r::n] for r in range(n)]
-        futures = [self._pool.submit(_sample_part, model, settings, part) for part in parts if part]
+        futures = [self._pool.submit(work, model, settings, part) for part in parts if part]
         try:
             done = [f.result() for f in futures]
         except UserError:
