@@ -83,11 +83,15 @@ def pick_device(spec: str, rank: int) -> torch.device:
         raise UserError(f"runtime.device: '{spec}' is not a device; use auto, cpu, cuda or cuda:N.") from None
 
 
+def cpu_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def set_threads(runtime: RuntimeConfig, world: int, device: torch.device) -> int:
     """CPU threads for this process: runtime.threads, or the available cores split between processes."""
     if device.type == "cpu" and (runtime.threads is not None or world > 1):
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        torch.set_num_threads(runtime.threads or max(1, cores // world))
+        torch.set_num_threads(runtime.threads or max(1, cpu_cores() // world))
     return torch.get_num_threads()
 
 

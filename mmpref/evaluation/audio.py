@@ -10,7 +10,6 @@ so the report is the image one; with `save_images` every clip is also written as
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -137,11 +136,11 @@ def _write_wavs(out: Path, samples: list[ModelSamples], clips: dict[str, list[li
 def evaluate_audio(settings: EvalSettings, *, log: Callable[[str], None] = print,
                    decorate: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run the comparison on text-to-audio models and write the report; returns it (also OUT/report.json)."""
-    import torch
 
     import mmpref.pipelines.text_to_audio  # noqa: F401  audio prompt sets and the WAV encoder
     import mmpref.sandbox.audio.scorers  # noqa: F401  registers audio_truth and the detectors
-    from mmpref.evaluation.engine import build_scorers
+    from mmpref.evaluation.engine import build_scorers, log_model_scores, log_model_start
+    from mmpref.evaluation.parallel import sampling_pool
     from mmpref.evaluation.report import write_outputs
     from mmpref.pipelines.engine import pick_device
     from mmpref.pipelines.prompts import PromptsConfig, load_prompts
@@ -157,25 +156,13 @@ def evaluate_audio(settings: EvalSettings, *, log: Callable[[str], None] = print
     acc_name = _accuracy_scorer(settings)
     infos = [describe_model(m) for m in settings.models]
     device = pick_device(settings.device, 0)
-    if settings.processes > 1 and device.type != "cpu":
-        raise UserError(f"eval processes: {settings.processes} is for CPU sampling; on {device} use processes: 1.")
     batches = batches_of(sample_requests(prompts, settings), settings.batch_size)
     samples: list[ModelSamples] = []
     clips_of: dict[str, list[list[np.ndarray]]] = {}
-    with contextlib.ExitStack() as stack:
-        pool = None
-        if settings.processes > 1:
-            from mmpref.evaluation.parallel import SamplingPool
-
-            pool = stack.enter_context(SamplingPool(settings.processes, settings.threads))
-        elif settings.threads and device.type == "cpu":
-            stack.callback(torch.set_num_threads, torch.get_num_threads())
-            torch.set_num_threads(settings.threads)
+    with sampling_pool(settings, device) as pool:
         for model, info in zip(settings.models, infos):
             t0 = time.time()
-            where = f" in {pool.processes} processes" if pool is not None else ""
-            log(f"eval: {model.name} ({info['kind']} {info['path']}{' on ' + info['base'] if info['base'] else ''}): "
-                f"{len(prompts)} prompts x {settings.seeds_per_prompt} seeds{where}")
+            log_model_start(log, model, info, len(prompts), settings, pool)
             if pool is not None:
                 results = pool.sample(model, settings, batches, work=sample_audio_part)
             else:
@@ -184,10 +171,7 @@ def evaluate_audio(settings: EvalSettings, *, log: Callable[[str], None] = print
             scores = score_clips(scorers, clips, texts)
             clips_of[model.name] = clips
             samples.append(ModelSamples(model.name, info, mel_images(clips), scores, failures, time.time() - t0))
-            summary = ", ".join(f"{n} {s.mean():.3f}" for n, s in scores.items())
-            if acc_name:
-                summary += f", accuracy {(scores[acc_name] >= settings.accuracy.threshold).mean():.3f}"
-            log(f"eval: {model.name}: {summary} ({time.time() - t0:.0f} s)")
+            log_model_scores(log, model, scores, acc_name, settings, time.time() - t0)
     report = compare(samples, settings, texts, acc_name)
     forms = audio_forms(texts)
     if forms and acc_name:

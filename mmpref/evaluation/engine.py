@@ -226,8 +226,7 @@ def batches_of(requests: list[Any], size: int) -> list[list[Any]]:
     return [requests[start:start + size] for start in range(0, len(requests), size)]
 
 
-def sample_batches(pipe: Any, batches: list[list[Any]], settings: EvalSettings,
-                   progress: Callable[[int], None] | None = None) -> list[Any]:
+def sample_batches(pipe: Any, batches: list[list[Any]], settings: EvalSettings) -> list[Any]:
     """`SampleResult`s of `batches` (one pipeline call each), in order."""
     import torch
 
@@ -239,9 +238,16 @@ def sample_batches(pipe: Any, batches: list[list[Any]], settings: EvalSettings,
     with torch.no_grad():
         for batch in batches:
             results += sampler.sample(batch)
-            if progress:
-                progress(len(batch))
     return results
+
+
+def sample_image_part(model: EvalModel, settings: EvalSettings, batches: list[list[Any]]) -> list[list[Any]]:
+    """Worker of `SamplingPool`: load the model (stock diffusers, LoRA fused) and make its share of the
+    pipeline calls; the results of each call."""
+    from mmpref.pipelines.engine import pick_device
+
+    pipe = load_model(model, settings, pick_device(settings.device, 0))
+    return [sample_batches(pipe, [batch], settings) for batch in batches]
 
 
 def images_of(results: list[Any], prompts: int, seeds: int) -> tuple[list[list[np.ndarray]], list[dict[str, Any]]]:
@@ -251,12 +257,6 @@ def images_of(results: list[Any], prompts: int, seeds: int) -> tuple[list[list[n
                 for r in results if not r.ok]
     flat = [r.sample if r.ok else np.zeros(shape, np.uint8) for r in results]
     return [flat[i * seeds:(i + 1) * seeds] for i in range(prompts)], failures
-
-
-def generate(pipe: Any, prompts: list[Any], settings: EvalSettings) -> tuple[list[list[np.ndarray]], list[dict[str, Any]]]:
-    """Images [prompt][seed] with the fixed per-(prompt, seed) noise; failed samples become black images."""
-    batches = batches_of(sample_requests(prompts, settings), settings.batch_size)
-    return images_of(sample_batches(pipe, batches, settings), len(prompts), settings.seeds_per_prompt)
 
 
 def score_images(scorers: dict[str, Any], images: list[list[np.ndarray]], texts: list[str]) -> dict[str, np.ndarray]:
@@ -312,24 +312,35 @@ def relation_outcome_shares(samples: ModelSamples, texts: list[str], forms: list
     return {k: outcomes.count(k) / max(len(outcomes), 1) for k in RELATION_OUTCOMES}
 
 
+def log_model_start(log: Callable[[str], None], model: EvalModel, info: dict[str, Any], n_prompts: int,
+                    settings: EvalSettings, pool: Any) -> None:
+    where = f" in {pool.processes} processes" if pool is not None else ""
+    log(f"eval: {model.name} ({info['kind']} {info['path']}{' on ' + info['base'] if info['base'] else ''}): "
+        f"{n_prompts} prompts x {settings.seeds_per_prompt} seeds{where}")
+
+
+def log_model_scores(log: Callable[[str], None], model: EvalModel, scores: dict[str, np.ndarray],
+                     acc_name: str | None, settings: EvalSettings, seconds: float) -> None:
+    summary = ", ".join(f"{n} {s.mean():.3f}" for n, s in scores.items())
+    if acc_name:
+        summary += f", accuracy {(scores[acc_name] >= settings.accuracy.threshold).mean():.3f}"
+    log(f"eval: {model.name}: {summary} ({seconds:.0f} s)")
+
+
 def _evaluate_model(model: EvalModel, info: dict[str, Any], batches: list[list[Any]], n_prompts: int,
                     texts: list[str], scorers: dict[str, Any], acc_name: str | None, settings: EvalSettings,
                     device: Any, pipe: Any, pool: Any, log: Callable[[str], None]) -> ModelSamples:
     """One model's images (in this process, or dealt out to `pool`) and scores."""
     t0 = time.time()
-    where = f" in {pool.processes} processes" if pool is not None and pipe is None else ""
-    log(f"eval: {model.name} ({info['kind']} {info['path']}{' on ' + info['base'] if info['base'] else ''}): "
-        f"{n_prompts} prompts x {settings.seeds_per_prompt} seeds{where}")
-    if pipe is None and pool is not None:
-        results = pool.sample(model, settings, batches)
+    pool = pool if pipe is None else None  # a preloaded pipeline samples here
+    log_model_start(log, model, info, n_prompts, settings, pool)
+    if pool is not None:
+        results = pool.sample(model, settings, batches, work=sample_image_part)
     else:
         results = sample_batches(pipe if pipe is not None else load_model(model, settings, device), batches, settings)
     images, failures = images_of(results, n_prompts, settings.seeds_per_prompt)
     scores = score_images(scorers, images, texts)
-    summary = ", ".join(f"{n} {s.mean():.3f}" for n, s in scores.items())
-    if acc_name:
-        summary += f", accuracy {(scores[acc_name] >= settings.accuracy.threshold).mean():.3f}"
-    log(f"eval: {model.name}: {summary} ({time.time() - t0:.0f} s)")
+    log_model_scores(log, model, scores, acc_name, settings, time.time() - t0)
     return ModelSamples(model.name, info, images, scores, failures, time.time() - t0)
 
 
@@ -341,8 +352,8 @@ def evaluate(settings: EvalSettings, *, log: Callable[[str], None] = print,
     `preloaded` maps model names to pipelines already in memory; `decorate` may rewrite the report
     in place before it is written (the demo nests it under "eval" beside its headline figures).
     """
-    import torch
 
+    from mmpref.evaluation.parallel import sampling_pool
     from mmpref.evaluation.report import write_outputs
     from mmpref.pipelines.engine import pick_device
     from mmpref.pipelines.prompts import PromptsConfig, load_prompts
@@ -358,19 +369,9 @@ def evaluate(settings: EvalSettings, *, log: Callable[[str], None] = print,
     acc_name = accuracy_scorer(settings)
     infos = [describe_model(m) for m in settings.models]  # every path checked before the first loads
     device = pick_device(settings.device, 0)
-    if settings.processes > 1 and device.type != "cpu":
-        raise ConfigError(f"eval processes: {settings.processes} is for CPU sampling; on {device} use processes: 1.")
     batches = batches_of(sample_requests(prompts, settings), settings.batch_size)
     samples: list[ModelSamples] = []
-    with contextlib.ExitStack() as stack:
-        pool = None
-        if settings.processes > 1:
-            from mmpref.evaluation.parallel import SamplingPool
-
-            pool = stack.enter_context(SamplingPool(settings.processes, settings.threads))
-        elif settings.threads and device.type == "cpu":
-            stack.callback(torch.set_num_threads, torch.get_num_threads())
-            torch.set_num_threads(settings.threads)
+    with sampling_pool(settings, device) as pool:
         for model, info in zip(settings.models, infos):
             samples.append(_evaluate_model(model, info, batches, len(prompts), texts, scorers, acc_name, settings,
                                            device, (preloaded or {}).get(model.name), pool, log))

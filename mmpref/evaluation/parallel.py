@@ -2,26 +2,22 @@
 
 A small diffusion model on a CPU runs best at one torch thread per core, so `mmpref eval` with
 `processes: N` spawns N workers and deals each model's pipeline calls out between them (call i to
-worker i mod N), for images and for audio alike (`work`: the module-level function that loads the model
-and makes a share of the calls). The calls are the ones a single process makes, with the same per-sample seeds, so
-the images, and every score and CI computed from them, do not depend on N.
+worker i mod N), for images and audio alike (`work`: the modality's module-level function that loads
+the model and makes a share of the calls). The calls are the ones a single process makes, with the same
+per-sample seeds, so the images, and every score and CI computed from them, do not depend on N.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from mmpref.errors import UserError
+from mmpref.errors import ConfigError, UserError
 
-
-def default_threads(processes: int) -> int:
-    """The cores this process may use, split between the workers."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // processes)
+Work = Callable[[Any, Any, list[list[Any]]], list[list[Any]]]
 
 
 def _init_worker(threads: int) -> None:
@@ -30,27 +26,39 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def sample_image_part(model: Any, settings: Any, batches: list[list[Any]]) -> list[list[Any]]:
-    """Worker: load the model (stock diffusers, LoRA fused) and run its share of the pipeline calls; the
-    results of each call."""
-    from mmpref.evaluation.engine import load_model, sample_batches
-    from mmpref.pipelines.engine import pick_device
+@contextlib.contextmanager
+def sampling_pool(settings: Any, device: Any) -> Iterator[SamplingPool | None]:
+    """The eval run's workers when `settings.processes` > 1 (CPU only), else None, with `settings.threads`
+    applied to this process for the run."""
+    if settings.processes > 1 and device.type != "cpu":
+        raise ConfigError(f"eval processes: {settings.processes} is for CPU sampling; on {device} use processes: 1.")
+    if settings.processes > 1:
+        with SamplingPool(settings.processes, settings.threads) as pool:
+            yield pool
+        return
+    import torch
 
-    pipe = load_model(model, settings, pick_device(settings.device, 0))
-    return [sample_batches(pipe, [batch], settings) for batch in batches]
+    before = torch.get_num_threads()
+    if settings.threads and device.type == "cpu":
+        torch.set_num_threads(settings.threads)
+    try:
+        yield None
+    finally:
+        torch.set_num_threads(before)
 
 
 class SamplingPool:
     """Worker processes kept for a whole eval run (each imports torch and diffusers once)."""
 
     def __init__(self, processes: int, threads: int | None = None) -> None:
+        from mmpref.pipelines.engine import cpu_cores
+
         self.processes = processes
-        self.threads = threads or default_threads(processes)
+        self.threads = threads or max(1, cpu_cores() // processes)
         self._pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_init_worker, initargs=(self.threads,))
 
-    def sample(self, model: Any, settings: Any, batches: list[list[Any]],
-               work: Callable[[Any, Any, list[list[Any]]], list[list[Any]]] = sample_image_part) -> list[Any]:
+    def sample(self, model: Any, settings: Any, batches: list[list[Any]], work: Work) -> list[Any]:
         """`SampleResult`s of every batch, in the order of `batches`; `work(model, settings, share)` runs in a
         worker and returns the results of each call of its share."""
         n = self.processes
