@@ -544,27 +544,6 @@ def export(dest: Path, vae, vocoder, tokenizer, unet, text_encoder, log: Log) ->
 
 
 # ---------------------------------------------------------------- stage 7: finishing
-FINISH_CONFIG = """\
-method: preference
-model:
-  adapter: {{name: text_to_audio, pretrained: "{base}", audio_length_in_s: {seconds}, max_text_length: {max_text}}}
-  finetune: full
-objective: {{name: sft}}
-data: {{source: "{data}", ties: drop, verify_media: true, num_workers: 0, scan_workers: 1, cache: {{enabled: true, dir: "{cache}"}}}}
-training:
-  max_steps: {steps}
-  batch_size: {batch}
-  mixed_precision: "no"
-  device: cpu
-  seed: {seed}
-  log_every: {log_every}
-  checkpoint_every: {checkpoint_every}
-  resume_from: latest
-optimizer: {{lr: {lr}, scheduler: constant_with_warmup, warmup_steps: {warmup}, weight_decay: 0.0, max_grad_norm: 1.0}}
-validation: {{every: 0}}
-logging: {{trackers: [], progress_bar: false}}
-output_dir: "{out}"
-"""
 
 
 def check_exported(base: Path) -> None:
@@ -577,7 +556,7 @@ def finish(args: argparse.Namespace, base: Path, log: Log) -> Path:
     """Fine-tune `base` on shared-layout renders through `mmpref train` (resumable); the finished pipeline."""
     from mmpref.sandbox.audio.layout_pairs import write_layout_pairs
     from mmpref.sandbox.audio.render import DURATION
-    from mmpref.sandbox.finishing import finish_prompts, run_train_config
+    from mmpref.sandbox.finishing import finish_prompts, run_train_config, write_sft_config
 
     out = args.work / "finished"
     if (out / "model_index.json").exists():
@@ -590,13 +569,15 @@ def finish(args: argparse.Namespace, base: Path, log: Log) -> Path:
         rows = write_layout_pairs(data, prompts, args.finish_layouts)
         log(f"finish: {rows} clips of {args.finish_forms} training prompts at {args.finish_layouts} shared layouts "
             f"-> {data} ({time.time() - tic:.0f}s)")
-    config = args.work / "finish.yaml"
-    config.write_text(FINISH_CONFIG.format(
-        base=base.resolve(), seconds=DURATION, max_text=arch.MAX_LENGTH, data=data.resolve(), steps=args.finish_steps,
-        batch=args.finish_batch, seed=args.seed, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
-        lr=args.finish_lr, warmup=min(20, args.finish_steps // 10), out=out.resolve(),
-        cache=(args.work / "encoded").resolve(),
-    ))
+    config = write_sft_config(
+        args.work / "finish.yaml",
+        adapter={"name": "text_to_audio", "pretrained": str(base.resolve()), "audio_length_in_s": DURATION,
+                 "max_text_length": arch.MAX_LENGTH},
+        data={"source": str(data.resolve()), "scan_workers": 1,
+              "cache": {"enabled": True, "dir": str((args.work / "encoded").resolve())}},
+        out=out.resolve(), steps=args.finish_steps, batch=args.finish_batch, seed=args.seed, lr=args.finish_lr,
+        warmup=min(20, args.finish_steps // 10), log_every=args.log_every, checkpoint_every=args.checkpoint_every,
+        progress_bar=False)
     tic = time.time()
     run_train_config(config)
     record(args.work, "times", "finish", round(read(args.work, "times").get("finish", 0.0) + time.time() - tic, 1))

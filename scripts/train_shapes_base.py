@@ -461,27 +461,6 @@ def train_unet(args: argparse.Namespace, data: dict, vae, latents, log: Log):
 
 
 # ---------------------------------------------------------------- stage 6: finishing
-FINISH_CONFIG = """\
-method: preference
-model:
-  adapter: {{name: text_to_image, pretrained: "{base}", resolution: 32, random_crop: false, random_flip: false}}
-  finetune: full
-objective: {{name: sft}}
-data: {{source: "{data}", ties: drop, verify_media: true, num_workers: 0}}
-training:
-  max_steps: {steps}
-  batch_size: {batch}
-  mixed_precision: "no"
-  device: cpu
-  seed: {seed}
-  log_every: 50
-  checkpoint_every: 250
-  resume_from: latest
-optimizer: {{lr: {lr}, scheduler: constant_with_warmup, warmup_steps: 20, weight_decay: 0.0, max_grad_norm: 1.0}}
-validation: {{every: 0}}
-logging: {{trackers: [], progress_bar: true}}
-output_dir: "{out}"
-"""
 
 
 def write_finish_data(args: argparse.Namespace, log: Log) -> Path:
@@ -501,7 +480,7 @@ def finish(args: argparse.Namespace, base: Path, log: Log) -> Path:
     """Fine-tune `base` on layout-shared renders through `mmpref train`, one run per round of
     --finish-steps (each from the previous round's output with a fresh optimizer and warm-up; resumable);
     the last round's pipeline."""
-    from mmpref.sandbox.finishing import require_exported, run_train_config
+    from mmpref.sandbox.finishing import require_exported, run_train_config, write_sft_config
 
     rounds = [args.work / f"finish-round-{i + 1}" for i in range(len(args.finish_steps))]
     if (rounds[-1] / "model_index.json").exists():
@@ -511,11 +490,12 @@ def finish(args: argparse.Namespace, base: Path, log: Log) -> Path:
     start = base
     for i, (steps, out) in enumerate(zip(args.finish_steps, rounds)):
         if not (out / "model_index.json").exists():
-            config = args.work / f"finish-round-{i + 1}.yaml"
-            config.write_text(FINISH_CONFIG.format(
-                base=start, data=data, steps=steps, batch=args.finish_batch, seed=args.seed, lr=args.finish_lr,
-                out=out,
-            ))
+            config = write_sft_config(
+                args.work / f"finish-round-{i + 1}.yaml",
+                adapter={"name": "text_to_image", "pretrained": str(start), "resolution": 32, "random_crop": False,
+                         "random_flip": False},
+                data={"source": str(data)}, out=out, steps=steps, batch=args.finish_batch, seed=args.seed,
+                lr=args.finish_lr)
             tic = time.time()
             run_train_config(config)
             times = args.work / "times.json"
