@@ -4,7 +4,7 @@ The run is killed for real (MMPREF_CRASH_AT makes the process SIGKILL itself aft
 files are written but before the folder is renamed into place). `resume_from: latest` must ignore and
 remove the unfinished folder, continue from checkpoint 3 (mid-epoch, mid-accumulation schedule), and
 reproduce the uninterrupted run's loss sequence and final weights, objective state (LCPO's noise
-rate) and EMA included.
+rate) and EMA (of the LoRA factors or of the full UNet: the saved weights are its averages) included.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ model:
   adapter: {{name: text_to_image, pretrained: {pipe}, resolution: 32, random_crop: true}}
   finetune: {finetune}
   lora: {{rank: 4}}
-  ema: {{enabled: {str(finetune == 'full').lower()}}}
+  ema: {{enabled: true, decay: 0.9}}
 objective: {objective}
 data: {{source: {data}}}
 training: {{max_steps: 7, batch_size: 1, gradient_accumulation_steps: 2, log_every: 1, checkpoint_every: 3}}

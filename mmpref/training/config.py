@@ -30,7 +30,7 @@ class LoraSettings:
 
 @dataclass
 class EMASettings:
-    enabled: bool = False  # keep an exponential moving average of the weights (full fine-tuning); saved as the output
+    enabled: bool = False  # keep an exponential moving average of the trained weights (full: the module, lora: the factors); saved as the output
     decay: float = 0.9999
     update_after_step: int = 0
 
@@ -47,10 +47,6 @@ class ModelSettings:
     ema: EMASettings = field(default_factory=EMASettings)
     gradient_checkpointing: bool = False  # recompute activations in backward (less memory, ~30% more compute)
     attention: Literal["auto", "sdpa", "xformers"] = "auto"  # auto: xformers on CUDA when installed, else SDPA
-
-    def check(self) -> None:
-        if self.ema.enabled and self.finetune == "lora":
-            raise ValueError("ema is for full fine-tuning (finetune: full); LoRA runs keep no EMA")
 
 
 @dataclass

@@ -71,10 +71,11 @@ class Reference:
             yield self.module
 
 
-def make_ema(module: torch.nn.Module, settings: EMASettings) -> Any:
+def make_ema(params: list[torch.nn.Parameter], settings: EMASettings) -> Any:
+    """diffusers' EMAModel over the trained parameters; `finish` copies its averages into them before saving."""
     from diffusers.training_utils import EMAModel
 
-    return EMAModel(module.parameters(), decay=settings.decay, update_after_step=settings.update_after_step)
+    return EMAModel(params, decay=settings.decay, update_after_step=settings.update_after_step)
 
 
 def save_ema(ema: Any, folder: Path) -> None:

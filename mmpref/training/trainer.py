@@ -118,6 +118,9 @@ class PreferenceTrainer:
         self._setup_model()
         loader = build_loader(dataset, cfg, acc.num_processes)
         params = [p for p in self.model.parameters() if p.requires_grad]
+        if cfg.model.ema.enabled:  # of the trained weights only: the whole module (full) or the LoRA factors
+            self.ema = make_ema(params, cfg.model.ema)
+            self.ema.to(acc.device)
         optimizer = make_optimizer(params, cfg, acc.num_processes)
         scheduler = make_scheduler(optimizer, cfg, acc.num_processes)
         self.model, self.optimizer, self.loader, self.scheduler = acc.prepare(self.model, optimizer, loader, scheduler)
@@ -161,9 +164,6 @@ class PreferenceTrainer:
             module.requires_grad_(True)
             self.model = module
             self.reference = Reference.frozen_copy(module, self.weight_dtype) if self.objective.needs_reference else None
-            if cfg.model.ema.enabled:
-                self.ema = make_ema(module, cfg.model.ema)
-                self.ema.to(self.accelerator.device)
         self.model.train()
 
     # ---- checkpoints ---------------------------------------------------------------------------
