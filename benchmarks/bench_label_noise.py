@@ -3,6 +3,10 @@
 
     python benchmarks/bench_label_noise.py                       # pairs, 8 trainings, one eval; ~30 min on 2 CPUs
     python benchmarks/bench_label_noise.py --pairs mmpref-demo/pairs --threads 1
+    # two cores: train two halves side by side, then one run finds the 8 LoRAs and only evaluates
+    python benchmarks/bench_label_noise.py --pairs P --threads 1 --objectives dpo,cdpo --train-only &
+    python benchmarks/bench_label_noise.py --pairs P --threads 1 --objectives rdpo,lcpo --train-only; wait
+    python benchmarks/bench_label_noise.py --pairs P --eval-processes 2
 
 1. Pairs: the demo's generate stage (shapes_demo_generate: the shipped base on the training prompts,
    ranked by the ground truth), or an existing pairs folder (--pairs).
@@ -17,16 +21,20 @@
 Prints one table (objective, clean gain [CI], noisy gain [CI], share of the clean gain kept) and writes
 WORK/label_noise.json. Target: the noise-aware objectives keep >= 80 % of their clean gain.
 
-Measured 2026-12-06 (the base shipped that morning, one-run finishing on all prompts; the demo's 967 pairs; --set training.max_steps=300
---eval-seeds 2; base 0.598; every objective at beta 20000):
-    dpo   clean +0.017 [-0.034, +0.068]  noisy -0.004 [-0.051, +0.043]
-    cdpo  clean +0.026 [-0.004, +0.060]  noisy +0.013 [-0.013, +0.043]
-    rdpo  clean -0.598 [-0.671, -0.521]  noisy -0.269 [-0.346, -0.197]
-    lcpo  clean -0.265 [-0.355, -0.175]  noisy -0.312 [-0.402, -0.214]
-At 300 steps no clean gain is significant (the demo's +0.066 on that base takes 600), so the "kept" ratio is
-undefined; at beta 20000 rDPO (its 1/(1-2 eps) = 2.5 gradient scale) and LCPO break the base, so their
-configs keep beta 5000 (2026-11-25, old base, beta 5000: rdpo -0.120, lcpo -0.094, dpo/cdpo +0.013).
-The run takes ~25 min at 300 steps; the full 600-step table (~45 min) is the next measurement.
+Measured 2026-12-06 night (the shipped base, held-out 0.641; the demo's 815 pairs; 600 steps, constant lr
+with the saved LoRA an EMA of the factors as in shapes_dpo; dpo/cdpo beta 20000, rdpo/lcpo 5000; 4 eval seeds;
+trainings two at a time on 2 cores, ~5 min each; eval 363 s in 2 processes):
+    dpo   clean +0.105 [+0.071, +0.141]  noisy +0.004 [-0.026, +0.034]   kept    4 %
+    cdpo  clean +0.041 [+0.015, +0.064]  noisy -0.019 [-0.053, +0.013]   kept  -47 %
+    rdpo  clean -0.637 [-0.699, -0.568]  noisy -0.481 [-0.558, -0.402]   (breaks the base)
+    lcpo  clean +0.041 [-0.017, +0.103]  noisy -0.303 [-0.378, -0.220]   (breaks the base on noisy labels)
+The target (noise-aware objectives keep >= 80 % of their clean gain) is not met. With 30 % flips DPO's
+expected gradient keeps 1 - 2 x 0.3 = 40 % of its signal, and 600 steps of it leave no gain. cDPO told
+eps = 0.3 aims at sigma(h) = 0.7 on clean pairs and ~0.58 on the noisy ones, so it learns little in either.
+rDPO's loss is unbounded below (its gradient in h tends to -eps / (1 - 2 eps) = -0.75 instead of 0), so
+training keeps widening the margin by ruining the rejected samples' likelihood until the base breaks, even
+on clean labels. LCPO weighs each pair by the model's own margin, which on flipped pairs reinforces the
+flip. (Earlier, 300 steps, previous base: dpo +0.017 / -0.004, cdpo +0.026 / +0.013, rdpo and lcpo broke.)
 """
 
 from __future__ import annotations
@@ -54,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--objectives", default=",".join(OBJECTIVES))
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--eval-seeds", type=int, default=4, help="samples per held-out prompt and model")
+    p.add_argument("--eval-processes", type=int, default=1, help="sampling processes of the eval (CPU)")
+    p.add_argument("--train-only", action="store_true",
+                   help="stop after training (run two with disjoint --objectives side by side, then one for the table)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="train overrides for every run")
     return p.parse_args(argv)
 
@@ -123,11 +134,14 @@ def main(argv: list[str] | None = None) -> int:
                 run.entry.obj(run.config)
                 print(f"[train] {name} {condition}: {time.time() - t0:.0f} s", flush=True)
             runs[f"{name}_{condition}"] = out
+    if args.train_only:
+        print(f"trained {', '.join(runs)} ({time.time() - start:.0f} s)")
+        return 0
 
     settings = build_settings({
         "models": [{"name": "base", "path": base_path}] + [{"name": k, "path": str(v)} for k, v in runs.items()],
         "prompts": "builtin:shapes_heldout", "seeds_per_prompt": args.eval_seeds,
-        "scorers": ["shapes_truth"], "out": str(work / "eval"),
+        "scorers": ["shapes_truth"], "out": str(work / "eval"), "processes": args.eval_processes,
     }, "bench_label_noise")
     report = evaluate(settings, log=lambda m: print(m, flush=True))
     by_name = {m["name"]: m for m in report["models"]}
