@@ -64,16 +64,17 @@ def write_order_pairs(path: Path, seeds: int) -> int:
     return write_layout_pairs(path, [p for p in split_prompts().train if p.form == "relation"], seeds)
 
 
-def sft_config(work: Path) -> Path:
-    """shapes_dpo with objective `sft` (it takes no beta), written next to the runs."""
-    from mmpref.config.loader import bundled_configs
+def sft_config(work: Path, pairs: Path, base: str, steps: int, lr: float) -> Path:
+    """A finishing-pass config (full UNet, objective sft) with shapes_dpo's adapter, written next to the runs."""
+    import yaml
 
-    text = bundled_configs()["shapes_dpo"].read_text()
-    start = text.index("objective:\n")
-    end = text.index("\n", text.index("beta:", start))
-    path = work / "shapes_sft.yaml"
-    path.write_text(text[:start] + "objective:\n  name: sft" + text[end:])
-    return path
+    from mmpref.config.loader import bundled_configs
+    from mmpref.sandbox.finishing import write_sft_config
+
+    adapter = yaml.safe_load(bundled_configs()["shapes_dpo"].read_text())["model"]["adapter"]
+    return write_sft_config(work / "shapes_sft.yaml", adapter={**adapter, "pretrained": base},
+                            data={"source": str(pairs)}, out=work / "sft", steps=steps, batch=32, seed=0, lr=lr,
+                            progress_bar=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     common = [f"data.source={pairs}", f"model.adapter.pretrained={base}", "logging.progress_bar=false"]
     plans = {
         "dpo": ("shapes_dpo", [f"training.max_steps={args.dpo_steps}"]),
-        "sft": (str(sft_config(work)), [f"training.max_steps={args.sft_steps}", "model.finetune=full",
-                                        f"optimizer.lr={args.sft_lr}", "training.batch_size=32"]),
+        "sft": (str(sft_config(work, pairs, base, args.sft_steps, args.sft_lr)), []),
     }
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     unknown = [r for r in runs if r not in plans]

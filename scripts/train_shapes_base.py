@@ -169,12 +169,17 @@ class Log:
             f.write(line + "\n")
 
 
+def read_seconds(work: Path) -> dict[str, float]:
+    """Each stage's run time so far, from WORK/times.json (empty before the first stage ends)."""
+    path = work / "times.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def record_seconds(work: Path, stage: str, seconds: float) -> None:
     """Set a stage's run time in WORK/times.json (a stage that resumes passes its total over runs)."""
-    path = work / "times.json"
-    times = json.loads(path.read_text()) if path.exists() else {}
+    times = read_seconds(work)
     times[stage] = round(seconds)
-    path.write_text(json.dumps(times, indent=2) + "\n")
+    (work / "times.json").write_text(json.dumps(times, indent=2) + "\n")
 
 
 def atomic_save(obj: dict, path: Path) -> None:
@@ -498,8 +503,7 @@ def finish(args: argparse.Namespace, base: Path, log: Log) -> Path:
                 lr=args.finish_lr)
             tic = time.time()
             run_train_config(config)
-            times = args.work / "times.json"
-            spent = json.loads(times.read_text()).get("finish", 0) if times.exists() else 0  # earlier rounds
+            spent = read_seconds(args.work).get("finish", 0)  # earlier rounds
             record_seconds(args.work, "finish", spent + time.time() - tic)
             log(f"finish: round {i + 1}, {steps} steps from {start} -> {out}")
         start = out
@@ -603,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     if not args.eval_only:
-        seconds = json.loads((args.work / "times.json").read_text())  # summed over resumed runs
+        seconds = read_seconds(args.work)  # summed over resumed runs
         finished = {"steps": args.finish_steps, "layouts": args.finish_layouts, "lr": args.finish_lr,
                     "batch": args.finish_batch, "forms": args.finish_forms, "seconds": seconds.pop("finish", 0)}
         if args.init_from is not None and args.unet_steps == 0:  # stages 1-5 were an earlier run's
