@@ -34,7 +34,9 @@ eps = 0.3 aims at sigma(h) = 0.7 on clean pairs and ~0.58 on the noisy ones, so 
 rDPO's loss is unbounded below (its gradient in h tends to -eps / (1 - 2 eps) = -0.75 instead of 0), so
 training keeps widening the margin by ruining the rejected samples' likelihood until the base breaks, even
 on clean labels. LCPO weighs each pair by the model's own margin, which on flipped pairs reinforces the
-flip. (Earlier, 300 steps, previous base: dpo +0.017 / -0.004, cdpo +0.026 / +0.013, rdpo and lcpo broke.)
+flip. A lower beta does not save either: at beta 1000 (--set objective.beta=1000) rdpo gave -0.641 clean /
+-0.519 noisy, lcpo -0.167 / -0.107. (Earlier, 300 steps, previous base: dpo +0.017 / -0.004, cdpo +0.026 /
++0.013, rdpo and lcpo broke.)
 """
 
 from __future__ import annotations
