@@ -17,3 +17,13 @@ pytest.register_assert_rewrite("mmpref.testing.checks")
 
 # Tiny models run faster on one thread than on two contending ones (measured 146 s -> 21 s on a busy box).
 torch.set_num_threads(1)
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """Reset accelerate's process-wide state after a test that built an Accelerator, so the next one
+    configures its own (device, mixed precision); test modules that train opt in through `pytestmark`."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)

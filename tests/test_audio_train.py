@@ -27,12 +27,7 @@ LOG2 = math.log(2.0)
 JUNK_REASON = "rejected: cannot decode audio (Error in WAV file. No 'data' chunk marker.)"
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    yield
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,7 @@ REDUCED = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    yield
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def test_reduced_audio_demo_end_to_end(tmp_path, capsys):

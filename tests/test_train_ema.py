@@ -18,13 +18,7 @@ from mmpref.testing.data import write_pickapic_parquet
 from mmpref.testing.tiny import build_tiny_sd
 from mmpref.training.trainer import PreferenceTrainer
 
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    yield
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def train_lora(tmp_path: Path, pipe: Path, data: Path, name: str, ema: str) -> dict[str, torch.Tensor]:

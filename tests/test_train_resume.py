@@ -24,13 +24,7 @@ from mmpref.testing.tiny import build_tiny_sd
 from mmpref.training.tracking import read_metrics
 from mmpref.training.trainer import PreferenceTrainer
 
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    yield
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def write_config(tmp_path: Path, finetune: str) -> Path:
