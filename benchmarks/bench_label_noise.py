@@ -18,25 +18,32 @@
 4. One `mmpref eval` of the base and all 8 LoRAs on the held-out prompts (same seeds for all, ground
    truth): each gain is aligned - base accuracy with its paired 95 % bootstrap CI.
 
-Prints one table (objective, clean gain [CI], noisy gain [CI], share of the clean gain kept) and writes
-WORK/label_noise.json. Target: the noise-aware objectives keep >= 80 % of their clean gain.
+Prints one table (objective, clean gain [CI], noisy gain [CI], share of the clean gain kept with its paired
+bootstrap CI over prompts) and writes WORK/label_noise.json. Target: the noise-aware objectives keep >= 80 %
+of their clean gain.
 
-Measured 2026-12-06 night (the shipped base, held-out 0.641; the demo's 815 pairs; 600 steps, constant lr
-with the saved LoRA an EMA of the factors as in shapes_dpo; dpo/cdpo beta 20000, rdpo/lcpo 5000; 4 eval seeds;
-trainings two at a time on 2 cores, ~5 min each; eval 363 s in 2 processes):
-    dpo   clean +0.105 [+0.071, +0.141]  noisy +0.004 [-0.026, +0.034]   kept    4 %
-    cdpo  clean +0.041 [+0.015, +0.064]  noisy -0.019 [-0.053, +0.013]   kept  -47 %
-    rdpo  clean -0.637 [-0.699, -0.568]  noisy -0.481 [-0.558, -0.402]   (breaks the base)
-    lcpo  clean +0.041 [-0.017, +0.103]  noisy -0.303 [-0.378, -0.220]   (breaks the base on noisy labels)
-The target (noise-aware objectives keep >= 80 % of their clean gain) is not met. With 30 % flips DPO's
-expected gradient keeps 1 - 2 x 0.3 = 40 % of its signal, and 600 steps of it leave no gain. cDPO told
-eps = 0.3 aims at sigma(h) = 0.7 on clean pairs and ~0.58 on the noisy ones, so it learns little in either.
-rDPO's loss is unbounded below (its gradient in h tends to -eps / (1 - 2 eps) = -0.75 instead of 0), so
-training keeps widening the margin by ruining the rejected samples' likelihood until the base breaks, even
-on clean labels. LCPO weighs each pair by the model's own margin, which on flipped pairs reinforces the
-flip. A lower beta does not save either: at beta 1000 (--set objective.beta=1000) rdpo gave -0.641 clean /
--0.519 noisy, lcpo -0.167 / -0.107. (Earlier, 300 steps, previous base: dpo +0.017 / -0.004, cdpo +0.026 /
-+0.013, rdpo and lcpo broke.)
+Measured 2026-12-07 (the shipped base, held-out 0.641; the demo's 815 pairs; 600 steps, constant lr with the
+saved LoRA an EMA of the factors as in shapes_dpo; each objective's bundled settings: dpo beta 20000 lr 1e-3,
+cdpo beta 600 lr 1e-3, rdpo beta 5000 lr 1e-4, lcpo beta 5000 lr 2e-4; 4 eval seeds; trainings two at a time
+on 2 cores, ~6 min each; eval 428 s in 2 processes):
+    dpo   clean +0.105 [+0.071, +0.141]  noisy +0.004 [-0.026, +0.034]   kept  4 % [-29 %,  33 %]
+    cdpo  clean +0.085 [+0.053, +0.118]  noisy +0.006 [-0.024, +0.036]   kept  8 % [-34 %,  40 %]
+    rdpo  clean +0.038 [-0.004, +0.079]  noisy +0.026 [+0.002, +0.047]   kept 67 % [  9 %, 366 %]
+    lcpo  clean +0.079 [+0.049, +0.109]  noisy +0.026 [-0.004, +0.056]   kept 32 % [ -6 %,  71 %]
+The target is not met. With 30 % flips a pair's expected DPO gradient keeps 1 - 2 x 0.3 = 40 % of its
+signal, and 600 steps of it leave no gain. cDPO told eps = 0.3 aims at sigma(h) = 1 - eps = 0.7 on clean
+pairs and (1 - eps)(1 - 0.3) + eps x 0.3 = 0.58 on noisy ones, so at h = 0 its push on noisy labels is
+0.08 / 0.2 = 40 % of its clean push, as for DPO: smoothing bounds the flipped pairs' pull, it does not undo it. rDPO's expected gradient under the known flip rate is the clean DPO gradient,
+and it is the only objective with a noisy gain whose CI is above 0, but its loss is unbounded below (the
+gradient in h tends to -eps / (1 - 2 eps) = -0.75, not 0): at lr 1e-3 it broke the base on clean and noisy
+labels (-0.637 / -0.481; beta 1000: -0.641 / -0.519), at lr 2e-4 on clean labels (-0.271, noisy +0.026);
+lr 1e-4 is what keeps it whole, and there its clean gain is small, so the 67 % is not resolved (CI 9 % to
+366 %). LCPO weighs each pair by the model's own single-timestep margin, a noisy estimate that on flipped
+pairs tends to reinforce the flip: at lr 1e-3 noisy labels broke the base (+0.041 / -0.303; beta 1000:
+-0.167 / -0.107); at lr 2e-4 it keeps 32 %, its CI below 80 %.
+More data does not help at these settings: 8 samples per training prompt (3,721 pairs, `mmpref generate
+shapes_demo_generate sampling.samples_per_prompt=8 sampling.seed=1`, then --pairs) gave dpo +0.058 / -0.013,
+cdpo +0.051 / -0.011, rdpo +0.030 / +0.019, lcpo +0.068 / -0.011 (clean / noisy).
 """
 
 from __future__ import annotations
@@ -95,6 +102,42 @@ def flip_pairs(source: Path, dest: Path, rate: float, seed: int) -> dict[str, in
     return {"rows": n, "flipped": len(flipped)}
 
 
+def accuracy_by_model(samples: Path, scorer: str, threshold: float) -> dict:
+    """Per model, a [prompts, seeds] array of 0/1 correctness read back from the eval's samples.jsonl."""
+    import numpy as np
+
+    cells: dict[str, dict[tuple[int, int], float]] = {}
+    for line in samples.read_text().splitlines():
+        row = json.loads(line)
+        cells.setdefault(row["model"], {})[(row["prompt_row"], row["sample"])] = float(row[scorer] >= threshold)
+    out = {}
+    for model, values in cells.items():
+        prompts = sorted({p for p, _ in values})
+        seeds = sorted({s for _, s in values})
+        out[model] = np.array([[values[(p, s)] for s in seeds] for p in prompts])
+    return out
+
+
+def kept_ci(base, clean, noisy, idx) -> dict[str, object]:
+    """Noisy gain / clean gain with a paired bootstrap CI over prompts (the eval's resample indices).
+
+    A resample whose clean gain is <= 0 has no meaningful share; it is left out of the interval and
+    counted in `undefined`.
+    """
+    import numpy as np
+
+    from mmpref.evaluation.stats import percentile_interval
+
+    def gain(values):
+        return (values - base).mean(axis=1)  # per prompt
+
+    clean_g, noisy_g = gain(clean), gain(noisy)
+    clean_r, noisy_r = clean_g[idx].mean(axis=1), noisy_g[idx].mean(axis=1)
+    ratio = np.where(clean_r > 0, noisy_r / np.where(clean_r > 0, clean_r, 1.0), np.nan)
+    point = noisy_g.mean() / clean_g.mean() if clean_g.mean() > 0 else float("nan")
+    return {"kept": float(point), "ci95": percentile_interval(ratio), "undefined": int(np.isnan(ratio).sum())}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
@@ -103,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     from mmpref.config import load_config
     from mmpref.demo.run import _resolve_base
     from mmpref.evaluation.engine import build_settings, evaluate
+    from mmpref.evaluation.stats import resample_indices
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -147,20 +191,27 @@ def main(argv: list[str] | None = None) -> int:
     }, "bench_label_noise")
     report = evaluate(settings, log=lambda m: print(m, flush=True))
     by_name = {m["name"]: m for m in report["models"]}
+    acc = accuracy_by_model(work / "eval" / "samples.jsonl", report["accuracy"]["scorer"],
+                            report["accuracy"]["threshold"])
+    boot = report["bootstrap"]
+    idx = resample_indices(len(acc["base"]), boot["resamples"], boot["seed"])
     rows = []
     for name in objectives:
         clean = by_name[f"{name}_clean"]["vs_first"]["gain"]["accuracy"]
         noisy_gain = by_name[f"{name}_noisy"]["vs_first"]["gain"]["accuracy"]
-        kept = noisy_gain["diff"] / clean["diff"] if clean["diff"] > 0 else float("nan")
+        kept = kept_ci(acc["base"], acc[f"{name}_clean"], acc[f"{name}_noisy"], idx)
         rows.append({"objective": name, "clean_gain": clean["diff"], "clean_ci95": clean["ci95"],
-                     "noisy_gain": noisy_gain["diff"], "noisy_ci95": noisy_gain["ci95"], "kept": kept})
+                     "noisy_gain": noisy_gain["diff"], "noisy_ci95": noisy_gain["ci95"], "kept": kept["kept"],
+                     "kept_ci95": kept["ci95"], "kept_undefined_resamples": kept["undefined"]})
     base_acc = by_name["base"]["metrics"]["accuracy"]
     lines = [f"held-out accuracy gain over the base ({base_acc['mean']:.3f}), {report['prompts']['count']} prompts x "
              f"{args.eval_seeds} seeds, 95 % paired bootstrap CI; {int(args.flip * 100)} % of training labels flipped",
-             f"{'objective':10} {'clean gain':>24} {'noisy gain':>24} {'kept':>7}"]
+             f"{'objective':10} {'clean gain':>24} {'noisy gain':>24} {'kept [95 % CI]':>22}"]
     for r in rows:
+        lo, hi = r["kept_ci95"]
         lines.append(f"{r['objective']:10} {r['clean_gain']:+.3f} [{r['clean_ci95'][0]:+.3f}, {r['clean_ci95'][1]:+.3f}]"
-                     f" {r['noisy_gain']:+.3f} [{r['noisy_ci95'][0]:+.3f}, {r['noisy_ci95'][1]:+.3f}] {r['kept']:>6.0%}")
+                     f" {r['noisy_gain']:+.3f} [{r['noisy_ci95'][0]:+.3f}, {r['noisy_ci95'][1]:+.3f}]"
+                     f" {r['kept']:>6.0%} [{lo:.0%}, {hi:.0%}]")
     table = "\n".join(lines)
     print(table)
     result = {"flip": args.flip, "pairs": info, "rows": rows, "base_accuracy": base_acc, "table": table,
