@@ -30,17 +30,18 @@ on 2 cores, ~6 min each; eval 428 s in 2 processes):
     cdpo  clean +0.085 [+0.053, +0.118]  noisy +0.006 [-0.024, +0.036]   kept  8 % [-34 %,  40 %]
     rdpo  clean +0.038 [-0.004, +0.079]  noisy +0.026 [+0.002, +0.047]   kept 67 % [  9 %, 366 %]
     lcpo  clean +0.079 [+0.049, +0.109]  noisy +0.026 [-0.004, +0.056]   kept 32 % [ -6 %,  71 %]
-The target is not met. With 30 % flips a pair's expected DPO gradient keeps 1 - 2 x 0.3 = 40 % of its
-signal, and 600 steps of it leave no gain. cDPO told eps = 0.3 aims at sigma(h) = 1 - eps = 0.7 on clean
-pairs and (1 - eps)(1 - 0.3) + eps x 0.3 = 0.58 on noisy ones, so at h = 0 its push on noisy labels is
-0.08 / 0.2 = 40 % of its clean push, as for DPO: smoothing bounds the flipped pairs' pull, it does not undo it. rDPO's expected gradient under the known flip rate is the clean DPO gradient,
-and it is the only objective with a noisy gain whose CI is above 0, but its loss is unbounded below (the
-gradient in h tends to -eps / (1 - 2 eps) = -0.75, not 0): at lr 1e-3 it broke the base on clean and noisy
-labels (-0.637 / -0.481; beta 1000: -0.641 / -0.519), at lr 2e-4 on clean labels (-0.271, noisy +0.026);
-lr 1e-4 is what keeps it whole, and there its clean gain is small, so the 67 % is not resolved (CI 9 % to
-366 %). LCPO weighs each pair by the model's own single-timestep margin, a noisy estimate that on flipped
-pairs tends to reinforce the flip: at lr 1e-3 noisy labels broke the base (+0.041 / -0.303; beta 1000:
--0.167 / -0.107); at lr 2e-4 it keeps 32 %, its CI below 80 %.
+The target is not met. With 30 % flips a pair's expected DPO gradient keeps 1 - 2 x 0.3 = 40 % of its signal,
+and 600 steps of it leave no gain. cDPO told eps = 0.3 aims at sigma(h) = 1 - eps = 0.7 on clean pairs and
+(1 - eps)(1 - 0.3) + eps x 0.3 = 0.58 on noisy ones, so at h = 0 its push on noisy labels is 0.08 / 0.2 = 40 %
+of its clean push, as for DPO: smoothing bounds the flipped pairs' pull, it does not undo it. rDPO's expected
+gradient under the known flip rate is the clean DPO gradient, and it is the only objective with a noisy gain
+whose CI is above 0, but its loss is unbounded below (the gradient in h tends to -eps / (1 - 2 eps) = -0.75,
+not 0): at lr 1e-3 it broke the base on clean and noisy labels (-0.637 / -0.481; beta 1000: -0.641 / -0.519),
+at lr 2e-4 and 1.5e-4 on clean labels (-0.271 and -0.150; noisy +0.026 and +0.028); lr 1e-4 is what keeps it
+whole, and there its clean gain is small, so the 67 % is not resolved (CI 9 % to 366 %). LCPO weighs each pair
+by the model's own single-timestep margin, a noisy estimate that on flipped pairs tends to reinforce the flip:
+at lr 1e-3 noisy labels broke the base (+0.041 / -0.303; beta 1000: -0.167 / -0.107); at lr 2e-4 it keeps
+32 %, its CI below 80 % (lr 1e-4: +0.060 / +0.017, 29 % [-5 %, 65 %]).
 More data does not help at these settings: 8 samples per training prompt (3,721 pairs, `mmpref generate
 shapes_demo_generate sampling.samples_per_prompt=8 sampling.seed=1`, then --pairs) gave dpo +0.058 / -0.013,
 cdpo +0.051 / -0.011, rdpo +0.030 / +0.019, lcpo +0.068 / -0.011 (clean / noisy).
@@ -209,9 +210,9 @@ def main(argv: list[str] | None = None) -> int:
              f"{'objective':10} {'clean gain':>24} {'noisy gain':>24} {'kept [95 % CI]':>22}"]
     for r in rows:
         lo, hi = r["kept_ci95"]
+        kept = f"{r['kept']:>6.0%} [{lo:.0%}, {hi:.0%}]" if r["clean_gain"] > 0 else "   n/a (no clean gain)"
         lines.append(f"{r['objective']:10} {r['clean_gain']:+.3f} [{r['clean_ci95'][0]:+.3f}, {r['clean_ci95'][1]:+.3f}]"
-                     f" {r['noisy_gain']:+.3f} [{r['noisy_ci95'][0]:+.3f}, {r['noisy_ci95'][1]:+.3f}]"
-                     f" {r['kept']:>6.0%} [{lo:.0%}, {hi:.0%}]")
+                     f" {r['noisy_gain']:+.3f} [{r['noisy_ci95'][0]:+.3f}, {r['noisy_ci95'][1]:+.3f}] {kept}")
     table = "\n".join(lines)
     print(table)
     result = {"flip": args.flip, "pairs": info, "rows": rows, "base_accuracy": base_acc, "table": table,
