@@ -45,6 +45,10 @@ at lr 1e-3 noisy labels broke the base (+0.041 / -0.303; beta 1000: -0.167 / -0.
 More data does not help at these settings: 8 samples per training prompt (3,721 pairs, `mmpref generate
 shapes_demo_generate sampling.samples_per_prompt=8 sampling.seed=1`, then --pairs) gave dpo +0.058 / -0.013,
 cdpo +0.051 / -0.011, rdpo +0.030 / +0.019, lcpo +0.068 / -0.011 (clean / noisy).
+Nor is the noisy set short of information: shapes_dpo on only the 571 pairs the flip left alone gained
++0.088 [+0.056, +0.120], and on a random 326 of the clean pairs (40 %, what the flips leave in expectation)
++0.107 [+0.068, +0.147]. The flipped pairs' pull is what costs the gain, so an objective that finds them (an
+LCPO E-step with a better margin estimate) could keep it; one that averages over them cannot.
 """
 
 from __future__ import annotations
