@@ -1,54 +1,61 @@
 #!/usr/bin/env python
-"""Label noise in the shapes world: flip 30 % of the training pairs and compare DPO, cDPO, rDPO and LCPO.
+"""Label noise in the shapes world: flip 30 % of the training pairs and compare DPO, cDPO, rDPO, LCPO and SymPO.
 
-    python benchmarks/bench_label_noise.py                       # pairs, 8 trainings, one eval; ~30 min on 2 CPUs
+    python benchmarks/bench_label_noise.py                       # pairs, 10 trainings, one eval; ~40 min on 2 CPUs
     python benchmarks/bench_label_noise.py --pairs mmpref-demo/pairs --threads 1
-    # two cores: train two halves side by side, then one run finds the 8 LoRAs and only evaluates
-    python benchmarks/bench_label_noise.py --pairs P --threads 1 --objectives dpo,cdpo --train-only &
-    python benchmarks/bench_label_noise.py --pairs P --threads 1 --objectives rdpo,lcpo --train-only; wait
+    # two cores: train two halves side by side, then one run finds the 10 LoRAs and only evaluates
+    python benchmarks/bench_label_noise.py --pairs P --threads 1 --objectives dpo,cdpo,rdpo --train-only &
+    python benchmarks/bench_label_noise.py --pairs P --threads 1 --objectives lcpo,sympo --train-only; wait
     python benchmarks/bench_label_noise.py --pairs P --eval-processes 2
 
 1. Pairs: the demo's generate stage (shapes_demo_generate: the shipped base on the training prompts,
    ranked by the ground truth), or an existing pairs folder (--pairs).
 2. Noise: a copy of the pairs with a seeded 30 % of rows swapped (chosen <-> rejected).
-3. Training: each objective's bundled config (shapes_dpo, shapes_cdpo, shapes_rdpo, shapes_lcpo) on the
-   clean and on the noisy pairs, the same settings otherwise. The noise-aware objectives are told the
-   flip rate where they take one (cDPO label_smoothing 0.3, rDPO flip_rate 0.3; LCPO learns it), in both
-   conditions, so each objective's clean and noisy runs differ only in the labels.
-4. One `mmpref eval` of the base and all 8 LoRAs on the held-out prompts (same seeds for all, ground
+3. Training: each objective's bundled config (shapes_dpo, shapes_cdpo, shapes_rdpo, shapes_lcpo,
+   shapes_sympo) on the clean and on the noisy pairs, the same settings otherwise. The noise-aware
+   objectives are told the flip rate where they take one (cDPO label_smoothing 0.3, rDPO flip_rate 0.3;
+   LCPO learns it, SymPO needs none), in both conditions, so each objective's clean and noisy runs differ
+   only in the labels.
+4. One `mmpref eval` of the base and all 10 LoRAs on the held-out prompts (same seeds for all, ground
    truth): each gain is aligned - base accuracy with its paired 95 % bootstrap CI.
 
 Prints one table (objective, clean gain [CI], noisy gain [CI], share of the clean gain kept with its paired
 bootstrap CI over prompts) and writes WORK/label_noise.json. Target: the noise-aware objectives keep >= 80 %
 of their clean gain.
 
-Measured 2026-12-07 (the shipped base, held-out 0.641; the demo's 815 pairs; 600 steps, constant lr with the
-saved LoRA an EMA of the factors as in shapes_dpo; each objective's bundled settings: dpo beta 20000 lr 1e-3,
-cdpo beta 600 lr 1e-3, rdpo beta 5000 lr 1e-4, lcpo beta 5000 lr 2e-4; 4 eval seeds; trainings two at a time
-on 2 cores, ~6 min each; eval 428 s in 2 processes):
+Measured 2026-12-07 (the shipped base, held-out 0.641; the demo's 815 pairs; constant lr with the saved
+LoRA an EMA of the factors as in shapes_dpo; each objective's bundled settings: dpo beta 20000 lr 1e-3,
+cdpo beta 600 lr 1e-3, rdpo beta 5000 lr 1e-4, lcpo beta 5000 lr 2e-4, all 600 steps of 16 pairs; sympo
+beta 5000 lr 2e-4, 375 steps of 64 pairs; 4 eval seeds; eval 443 s in 2 processes):
     dpo   clean +0.105 [+0.071, +0.141]  noisy +0.004 [-0.026, +0.034]   kept  4 % [-29 %,  33 %]
     cdpo  clean +0.085 [+0.053, +0.118]  noisy +0.006 [-0.024, +0.036]   kept  8 % [-34 %,  40 %]
     rdpo  clean +0.038 [-0.004, +0.079]  noisy +0.026 [+0.002, +0.047]   kept 67 % [  9 %, 366 %]
     lcpo  clean +0.079 [+0.049, +0.109]  noisy +0.026 [-0.004, +0.056]   kept 32 % [ -6 %,  71 %]
+    sympo clean +0.107 [+0.062, +0.154]  noisy +0.060 [+0.019, +0.103]   kept 56 % [ 24 %,  84 %]
 The target is not met. With 30 % flips a pair's expected DPO gradient keeps 1 - 2 x 0.3 = 40 % of its signal,
 and 600 steps of it leave no gain. cDPO told eps = 0.3 aims at sigma(h) = 1 - eps = 0.7 on clean pairs and
 (1 - eps)(1 - 0.3) + eps x 0.3 = 0.58 on noisy ones, so at h = 0 its push on noisy labels is 0.08 / 0.2 = 40 %
 of its clean push, as for DPO: smoothing bounds the flipped pairs' pull, it does not undo it. rDPO's expected
-gradient under the known flip rate is the clean DPO gradient, and it is the only objective with a noisy gain
-whose CI is above 0, but its loss is unbounded below (the gradient in h tends to -eps / (1 - 2 eps) = -0.75,
-not 0): at lr 1e-3 it broke the base on clean and noisy labels (-0.637 / -0.481; beta 1000: -0.641 / -0.519),
-at lr 2e-4 and 1.5e-4 on clean labels (-0.271 and -0.150; noisy +0.026 and +0.028); lr 1e-4 is what keeps it
-whole, and there its clean gain is small, so the 67 % is not resolved (CI 9 % to 366 %). LCPO weighs each pair
-by the model's own single-timestep margin, a noisy estimate that on flipped pairs tends to reinforce the flip:
-at lr 1e-3 noisy labels broke the base (+0.041 / -0.303; beta 1000: -0.167 / -0.107); at lr 2e-4 it keeps
-32 %, its CI below 80 % (lr 1e-4: +0.060 / +0.017, 29 % [-5 %, 65 %]).
+gradient under the known flip rate is the clean DPO gradient, but its loss is unbounded below (the gradient in
+h tends to -eps / (1 - 2 eps) = -0.75, not 0): at lr 1e-3 it broke the base on clean and noisy labels (-0.637 /
+-0.481; beta 1000: -0.641 / -0.519), at lr 2e-4 and 1.5e-4 on clean labels (-0.271 and -0.150; noisy +0.026
+and +0.028); lr 1e-4 is what keeps it whole, and there its clean gain is small. LCPO weighs each pair by the
+model's own single-timestep margin, a noisy estimate that on flipped pairs tends to reinforce the flip: at lr
+1e-3 noisy labels broke the base (+0.041 / -0.303; beta 1000: -0.167 / -0.107); lr 1e-4 kept 29 % [-5 %, 65 %]
+(+0.060 / +0.017). SymPO's symmetric loss 1 - sigma(h) makes the noisy expected gradient exactly 0.4 x the clean
+one at every margin (DPO's grows on the flipped pairs the model gets right) and is bounded, so it takes more
+steps without breaking: 600 steps of 16 at lr 1e-4 +0.077 / +0.030 (39 %), 1500 steps +0.092 / +0.047 (51 %),
+3000 steps drifted the base (+0.043 / -0.015); 64-pair batches (375 steps, the same 29 epochs, lr 2e-4) average
+the flips within each step and give the best noisy gain here, but 0.4 x the push is still about half the gain.
 More data does not help at these settings: 8 samples per training prompt (3,721 pairs, `mmpref generate
 shapes_demo_generate sampling.samples_per_prompt=8 sampling.seed=1`, then --pairs) gave dpo +0.058 / -0.013,
 cdpo +0.051 / -0.011, rdpo +0.030 / +0.019, lcpo +0.068 / -0.011 (clean / noisy).
 Nor is the noisy set short of information: shapes_dpo on only the 571 pairs the flip left alone gained
 +0.088 [+0.056, +0.120], and on a random 326 of the clean pairs (40 %, what the flips leave in expectation)
-+0.107 [+0.068, +0.147]. The flipped pairs' pull is what costs the gain, so an objective that finds them (an
-LCPO E-step with a better margin estimate) could keep it; one that averages over them cannot.
++0.107 [+0.068, +0.147]. The flipped pairs' pull is what costs the gain, so an objective that finds them could
+keep it. The models' own margins cannot find them here: the AUC of -margin for the 244 flipped pairs is
+0.55-0.66 for DPO and LCPO during noisy training (steps 25-150 and the final 600; averaged over 2-6 draws of t and noise, which
+barely helps: the spread between pairs, not the draw, dominates), so a better LCPO E-step has little to work with.
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ OBJECTIVES = {
     "cdpo": ("shapes_cdpo", ["objective.label_smoothing=0.3"]),
     "rdpo": ("shapes_rdpo", ["objective.flip_rate=0.3"]),
     "lcpo": ("shapes_lcpo", []),
+    "sympo": ("shapes_sympo", []),
 }
 
 

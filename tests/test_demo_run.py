@@ -36,7 +36,7 @@ def test_demo_configs_and_override_errors(capsys):
     import mmpref.sandbox.shapes.scorers  # noqa: F401
 
     for name in ("shapes_demo_generate", "shapes_dpo", "shapes_ipo", "shapes_cdpo", "shapes_rdpo", "shapes_lcpo",
-                 "shapes_kto"):
+                 "shapes_sympo", "shapes_kto"):
         assert name in bundled_configs()
         first = bundled_configs()[name].read_text().splitlines()[0]
         assert first.startswith("# ") and "hapes" in first

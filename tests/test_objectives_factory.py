@@ -23,6 +23,7 @@ EXPECTED = {
     "rpo",
     "soft_dpo",
     "lcpo",
+    "sympo",
     "simpo",
     "cpo",
     "kto",

@@ -78,6 +78,36 @@ def test_hinge_matches_slic_formula() -> None:
     assert_close(out.losses, [max(0.0, 1 - BETA * d) for d in DELTA])
 
 
+def test_sympo_matches_symmetric_sigmoid_formula() -> None:
+    out = build_objective("sympo", beta=BETA)(inputs())
+    assert_close(out.losses, [1 - sig(BETA * d) for d in DELTA])
+    flipped = build_objective("sympo", beta=BETA)(
+        PairwiseInputs(torch.tensor(PR), torch.tensor(PC), torch.tensor(RR), torch.tensor(RC))
+    )
+    torch.testing.assert_close(out.losses + flipped.losses, torch.ones(3))  # ℓ(h) + ℓ(−h) = 1
+
+
+def test_sympo_noisy_gradient_is_the_clean_one_scaled_by_one_minus_two_eps() -> None:
+    """With labels flipped at rate ε the expected gradient is (1 − 2ε) × the clean one at every margin."""
+    eps, beta = 0.3, 1.0
+    delta = torch.tensor([-2.0, -0.3, 0.0, 0.7, 3.0])
+    grads = {}
+    for name in ("sympo", "dpo"):
+        obj = build_objective(name, beta=beta, reference_free=True)
+        for flipped in (False, True):
+            d = delta.clone().requires_grad_(True)
+            pc, pr = (-d, torch.zeros(5)) if flipped else (d, torch.zeros(5))
+            obj(PairwiseInputs(pc, pr)).losses.sum().backward()
+            grads[name, flipped] = d.grad
+    for name in ("sympo", "dpo"):
+        noisy = (1 - eps) * grads[name, False] + eps * grads[name, True]
+        ratio = noisy / grads[name, False]
+        if name == "sympo":
+            torch.testing.assert_close(ratio, torch.full_like(ratio, 1 - 2 * eps))
+        else:  # DPO: the flipped pairs pull hardest where the model already agrees with the truth
+            assert ratio[-1] < 0 < ratio[0], ratio
+
+
 def test_cdpo_is_label_smoothing() -> None:
     eps = 0.2
     out = build_objective("cdpo", beta=BETA, label_smoothing=eps)(inputs())
@@ -183,6 +213,7 @@ def test_labels_compose_with_any_link(link: str, labels: str, ell) -> None:
         ("dpo", {}),
         ("ipo", {}),
         ("hinge", {}),
+        ("sympo", {}),
         ("cdpo", {}),
         ("rdpo", {}),
         ("rpo", {}),

@@ -9,7 +9,7 @@ from mmpref.objectives import (  # noqa: F401
     bco,  # bco
     kto,  # kto
     npo,  # npo
-    pairwise,  # dpo ipo hinge cdpo rdpo rpo soft_dpo lcpo
+    pairwise,  # dpo ipo hinge sympo cdpo rdpo rpo soft_dpo lcpo
     reference_free,  # simpo cpo
     sft,  # sft
 )

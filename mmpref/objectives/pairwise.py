@@ -7,10 +7,11 @@ A link ℓ(Δ) is the loss of one pair when its label is right:
 - `sigmoid` (DPO): −log σ(h − γ)
 - `hinge` (SLiC): max(0, 1 − (h − γ))
 - `ipo` (IPO, TRL's form): (Δ − 1/(2β))², β playing IPO's τ
+- `symmetric` (SymPO): 1 − σ(h − γ), so ℓ(h) + ℓ(−h) = 1 and flipped labels leave the minimiser alone
 
 A label model (see `labels.py`) turns each pair into coefficients (a, b), and the pair's loss is
 weight·(a·ℓ(Δ) + b·ℓ(−Δ) + α·NLL(chosen)), NLL = −policy_chosen / chosen_length. The registered
-names (`dpo`, `cdpo`, `rdpo`, `lcpo`, `ipo`, ...) are this one objective with different defaults, so
+names (`dpo`, `cdpo`, `rdpo`, `lcpo`, `sympo`, `ipo`, ...) are this one objective with different defaults, so
 any of them can switch `link` or `labels` in the config.
 """
 
@@ -29,8 +30,8 @@ from mmpref.objectives.common import check_shapes, detached_mean, f32, optional_
 from mmpref.objectives.labels import LABEL_NAMES, LabelName, build_labels
 from mmpref.registry import OBJECTIVES
 
-LinkName = Literal["sigmoid", "hinge", "ipo"]
-LINK_NAMES: tuple[str, ...] = ("sigmoid", "hinge", "ipo")
+LinkName = Literal["sigmoid", "hinge", "ipo", "symmetric"]
+LINK_NAMES: tuple[str, ...] = ("sigmoid", "hinge", "ipo", "symmetric")
 Link = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -40,6 +41,8 @@ def make_link(name: str, beta: float, gamma: float = 0.0) -> Link:
         return lambda delta: F.softplus(-(beta * delta - gamma))  # = −log σ(βΔ − γ), stable
     if name == "hinge":
         return lambda delta: torch.relu(1.0 - (beta * delta - gamma))
+    if name == "symmetric":  # ℓ(h) + ℓ(−h) = 1: flipped labels shift the risk, not its minimiser
+        return lambda delta: torch.sigmoid(-(beta * delta - gamma))
     if name == "ipo":
         half_inv_tau = 1.0 / (2.0 * beta)
         return lambda delta: (delta - half_inv_tau) ** 2
@@ -51,7 +54,7 @@ class PairwiseParams:
     """Parameters shared by every pairwise objective; each registered name changes some defaults."""
 
     beta: float = 0.1  # β: scale of the implicit reward h = β·Δ (IPO: τ). Diffusion-DPO uses 2000-5000
-    link: LinkName = "sigmoid"  # per-pair loss ℓ: sigmoid (DPO), hinge (SLiC), ipo (IPO)
+    link: LinkName = "sigmoid"  # per-pair loss ℓ: sigmoid (DPO), hinge (SLiC), ipo (IPO), symmetric (SymPO)
     gamma: float = 0.0  # target reward margin γ subtracted from h (SimPO); sigmoid and hinge links only
     labels: LabelName = "hard"  # label model: hard, smoothing (cDPO), robust (rDPO), soft, lcpo (EM)
     label_smoothing: float = 0.0  # ε of labels: smoothing, probability a label is wrong; in [0, 0.5)
@@ -71,7 +74,7 @@ class PairwiseParams:
         if self.labels not in LABEL_NAMES:
             raise ValueError(f"labels must be one of {', '.join(LABEL_NAMES)}, got {self.labels!r}")
         if self.gamma != 0 and self.link == "ipo":
-            raise ValueError("gamma (a reward margin) applies to the sigmoid and hinge links, not ipo")
+            raise ValueError("gamma (a reward margin) applies to the sigmoid, hinge and symmetric links, not ipo")
         if not 0 <= self.label_smoothing < 0.5:
             raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if not 0 <= self.flip_rate < 0.5:
@@ -117,6 +120,19 @@ class HingeParams(PairwiseParams):
     """SLiC-HF (Zhao et al. 2023) calibration loss max(0, 1 − β·Δ)."""
 
     link: LinkName = "hinge"  # max(0, 1 − h)
+
+
+@dataclass
+class SymPOParams(PairwiseParams):
+    """SymPO (Nishimori et al. 2025): the symmetric sigmoid loss 1 − σ(β·Δ) for noisy preferences.
+
+    Because ℓ(h) + ℓ(−h) = 1, a label flipped with probability ε < 0.5 gives the expected loss
+    (1 − 2ε)·ℓ(h) + ε: the same gradient direction as clean labels at every margin. DPO's −log σ
+    instead keeps pulling hardest on the pairs the model disagrees with, which under noise are the
+    flipped ones. Needs no flip rate.
+    """
+
+    link: LinkName = "symmetric"  # 1 − σ(h), bounded, gradient vanishing for |h| large
 
 
 @dataclass
@@ -254,6 +270,7 @@ _REGISTERED: list[tuple[str, str, type]] = [
     ("dpo", "DPO: −log σ(β·Δ) on implicit reward margins (Diffusion-DPO, Tango 2, LLM DPO)", DPOParams),
     ("ipo", "IPO: (Δ − 1/(2β))², a squared loss that does not push margins to infinity", IPOParams),
     ("hinge", "SLiC hinge: max(0, 1 − β·Δ)", HingeParams),
+    ("sympo", "SymPO: symmetric loss 1 − σ(β·Δ), robust to flipped labels without knowing their rate", SymPOParams),
     ("cdpo", "conservative DPO: label smoothing ε, (1 − ε)·ℓ(Δ) + ε·ℓ(−Δ)", CDPOParams),
     ("rdpo", "robust DPO: loss unbiased under a known label flip rate ε", RDPOParams),
     ("rpo", "RPO: DPO + α·NLL of the chosen sample", RPOParams),
