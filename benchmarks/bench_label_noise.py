@@ -46,7 +46,8 @@ model's own single-timestep margin, a noisy estimate that on flipped pairs tends
 one at every margin (DPO's grows on the flipped pairs the model gets right) and is bounded, so it takes more
 steps without breaking: 600 steps of 16 at lr 1e-4 +0.077 / +0.030 (39 %), 1500 steps +0.092 / +0.047 (51 %),
 3000 steps drifted the base (+0.043 / -0.015); 64-pair batches (375 steps, the same 29 epochs, lr 2e-4) average
-the flips within each step and give the best noisy gain here, but 0.4 x the push is still about half the gain.
+the flips within each step and give the best noisy gain here (128-pair batches, 188 steps, lr 2.8e-4: +0.094 /
++0.047, 50 %), but 0.4 x the push is still about half the gain.
 More data does not help at these settings: 8 samples per training prompt (3,721 pairs, `mmpref generate
 shapes_demo_generate sampling.samples_per_prompt=8 sampling.seed=1`, then --pairs) gave dpo +0.058 / -0.013,
 cdpo +0.051 / -0.011, rdpo +0.030 / +0.019, lcpo +0.068 / -0.011 (clean / noisy).
