@@ -190,13 +190,17 @@ def _hinge(d: float) -> float:
     return max(0.0, 1 - BETA * d)
 
 
-@pytest.mark.parametrize("link,ell", [("ipo", _ipo), ("hinge", _hinge)])
+def _symmetric(d: float) -> float:
+    return 1 - sig(BETA * d)
+
+
+@pytest.mark.parametrize("link,ell", [("ipo", _ipo), ("hinge", _hinge), ("symmetric", _symmetric)])
 @pytest.mark.parametrize("labels", ["smoothing", "robust", "soft"])
 def test_labels_compose_with_any_link(link: str, labels: str, ell) -> None:
     """a·ℓ(Δ) + b·ℓ(−Δ), times the pair weight, for a non-DPO link."""
     eps, p, w = 0.2, [0.9, 0.3, 0.6], [1.0, 2.0, 0.5]
     extra = {"smoothing": {"label_smoothing": eps}, "robust": {"flip_rate": eps}, "soft": {}}[labels]
-    obj = build_objective(link, beta=BETA, labels=labels, **extra)
+    obj = build_objective("dpo", link=link, beta=BETA, labels=labels, **extra)
     out = obj(inputs(target=torch.tensor(p), weight=torch.tensor(w)))
     coeffs = {
         "smoothing": [(1 - eps, eps)] * 3,

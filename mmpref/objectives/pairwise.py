@@ -55,7 +55,7 @@ class PairwiseParams:
 
     beta: float = 0.1  # β: scale of the implicit reward h = β·Δ (IPO: τ). Diffusion-DPO uses 2000-5000
     link: LinkName = "sigmoid"  # per-pair loss ℓ: sigmoid (DPO), hinge (SLiC), ipo (IPO), symmetric (SymPO)
-    gamma: float = 0.0  # target reward margin γ subtracted from h (SimPO); sigmoid and hinge links only
+    gamma: float = 0.0  # target reward margin γ subtracted from h (SimPO); sigmoid, hinge and symmetric links only
     labels: LabelName = "hard"  # label model: hard, smoothing (cDPO), robust (rDPO), soft, lcpo (EM)
     label_smoothing: float = 0.0  # ε of labels: smoothing, probability a label is wrong; in [0, 0.5)
     flip_rate: float = 0.0  # ε of labels: robust, known label flip rate; in [0, 0.5)
