@@ -73,7 +73,21 @@ def test_smoke_run_exports_a_loadable_pipeline(smoke_run):
     info = json.loads((out / "audio_world.json").read_text())
     assert set(info["vocoder_check"]) >= {"clean", "vocoded", "vae_vocoded"} and info["vocoder_check"]["clean"] == 1.0
     assert "heldout" in info["accuracy"] and info["training"]["unet_steps"] == 4
-    assert set(info["training"]["seconds"]) >= {"data", "vae", "vocoder", "latents", "unet", "eval", "total"}
+    assert set(info["training"]["seconds"]) >= {"data", "vae", "vocoder", "latents", "text", "unet", "eval", "total"}
+    assert set(info["text_parse"]["heldout"]) == {"slot", "sound", "count", "prompts"}
+
+
+def test_the_unet_stage_trains_against_the_frozen_pretrained_text_encoder(smoke_run):
+    from transformers import T5EncoderModel
+
+    _, work, out = smoke_run
+    pretrained = torch.load(work / "text_final.pt", weights_only=True)["model"]
+    exported = T5EncoderModel.from_pretrained(str(out / "text_encoder"), local_files_only=True).state_dict()
+    assert pretrained.keys() == exported.keys()
+    for name, weight in pretrained.items():
+        assert torch.equal(weight, exported[name]), name
+    fresh = torch.load(work / "unet_final.pt", weights_only=True)
+    assert all(torch.equal(w, fresh["text_encoder"][k]) for k, w in pretrained.items())
 
 
 def test_an_interrupted_stage_resumes_from_its_checkpoint(smoke_run):

@@ -28,3 +28,16 @@ def test_two_processes_write_the_same_clips_and_scores_as_one(tmp_path):
     clips = sorted(p.relative_to(one) for p in (one / "clips").rglob("*.wav"))
     assert len(clips) == 2 * 3 * 2  # 2 models x 3 prompts x 2 seeds (3 pipeline calls per model over 2 workers)
     assert all((one / c).read_bytes() == (two / c).read_bytes() for c in clips)
+
+
+def test_the_eval_command_takes_an_audio_pipeline_to_the_audio_evaluator(tmp_path, capsys):
+    from mmpref.cli import main
+
+    out = tmp_path / "cli"
+    base = str(audio_base_path())
+    rc = main(["eval", f"base={base}", f"again={base}", "--prompts", "builtin:audio_heldout", "--limit", "2",
+               "--seeds", "1", "--scorers", "audio_truth", "--out", str(out),
+               "--set", "steps=2", "batch_size=2", "resamples=100", "grid_prompts=2", "save_images=true"])
+    assert rc == 0
+    assert len(list((out / "clips").rglob("*.wav"))) == 2 * 2  # 2 models x 2 prompts x 1 seed
+    assert "win rate" in capsys.readouterr().out

@@ -17,6 +17,8 @@ example:
   mmpref eval base=shapes_base aligned=mmpref-demo/dpo --prompts builtin:shapes_heldout --seeds 4 --out eval
   mmpref eval base=shapes_base aligned=outputs/shapes_ipo --set steps=30 accuracy.threshold=0.9
   mmpref eval base=shapes_base aligned=mmpref-demo/aligned --processes 2   # CPU: one process per core, same images
+  mmpref eval base=mmpref/sandbox/assets/audio_base aligned=mmpref-demo-audio/aligned \
+      --prompts builtin:audio_heldout --scorers audio_truth   # a TangoPipeline (or a LoRA on one): clips, WAVs
 """
 
 
@@ -59,10 +61,11 @@ def settings_from_args(args: argparse.Namespace):  # noqa: ANN201 - EvalSettings
 
 
 def run(args: argparse.Namespace) -> int:
+    from mmpref.evaluation.audio import evaluate_audio, is_audio_model
     from mmpref.evaluation.engine import evaluate, format_table
 
     settings = settings_from_args(args)
-    report = evaluate(settings)
+    report = (evaluate_audio if is_audio_model(settings.models[0]) else evaluate)(settings)
     print(format_table(report))
     print(f"wrote {settings.out}/report.json, report.html and grids ({report['seconds']:.0f} s)")
     return 0

@@ -10,13 +10,14 @@ The shapes demo's three stages, on sound (each the same code path as its command
 OUT/report.json has the shapes demo's headline keys: base.accuracy, aligned.accuracy, gain, gain_ci95,
 win_rate, seconds (plus the eval report, the configs and each stage's time).
 
-Measured with the bundled configs on the shipped base (2026-12-06, 2 CPU cores, `--fresh`; sampling in two
-processes of one thread each, training in one from the encoded-pair cache): 1509 pairs from 373 prompts x 4
-clips; held-out accuracy base 0.200 [0.162, 0.240] -> aligned 0.196 [0.158, 0.236], gain -0.004 [-0.020,
-+0.010], win rate 0.50 (32 wins / 32 losses / 436 ties); stages generate 349 s, train 355 s, eval 254 s
-(957 s; 31 min before, in one process without the cache on a CPU shared with another job). Short of the gain
-and time targets: the base hears the right sounds but orders a sequence's groups no better than chance,
-and DPO does not teach it.
+Measured with the bundled configs on the shipped base (2026-12-07, 2 CPU cores, `--fresh`; sampling in two
+processes of one thread each, training in one from the encoded-pair cache): 982 pairs from 373 prompts x 4
+clips; held-out accuracy base 0.602 [0.552, 0.650] -> aligned 0.606 [0.556, 0.654], gain +0.004 [-0.020,
++0.030], win rate 0.53 (34 wins / 30 losses / 436 ties); stages generate 300 s, train 319 s, eval 206 s
+(825 s). Short of the gain and time targets. The base now orders sequences (of its held-out sequence clips
+89 % in order, 8 % missing a sound, 63 % right: most other misses are a group's count), and on the same
+pairs neither beta 5000 (+0.006) nor beta 20000 (+0.018), both with an EMA of the LoRA over 400 steps,
+moved it far.
 """
 
 from __future__ import annotations

@@ -29,6 +29,15 @@ from mmpref.evaluation.engine import (
 )
 
 
+def is_audio_model(model: EvalModel) -> bool:
+    """Whether `model` (a pipeline or a LoRA on one) is a text-to-audio TangoPipeline, by its model_index.json."""
+    import json
+
+    info = describe_model(model)
+    index = Path(info["base"] if info["kind"] == "lora" else info["path"]) / "model_index.json"
+    return index.is_file() and json.loads(index.read_text()).get("_class_name") == "TangoPipeline"
+
+
 def load_audio_model(model: EvalModel, settings: EvalSettings, device: Any) -> Any:
     """A text-to-audio pipeline on `device`: loaded as `mmpref generate` loads it, LoRA applied and fused."""
     from mmpref.pipelines.audio_sampler import AudioModelConfig, load_audio_pipeline
