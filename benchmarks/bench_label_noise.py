@@ -26,7 +26,8 @@ of their clean gain.
 Measured 2026-12-07 (the shipped base, held-out 0.641; the demo's 815 pairs; constant lr with the saved
 LoRA an EMA of the factors as in shapes_dpo; each objective's bundled settings: dpo beta 20000 lr 1e-3,
 cdpo beta 600 lr 1e-3, rdpo beta 5000 lr 1e-4, lcpo beta 5000 lr 2e-4, all 600 steps of 16 pairs; sympo
-beta 5000 lr 2e-4, 375 steps of 64 pairs; 4 eval seeds; eval 443 s in 2 processes):
+beta 5000 lr 2e-4, 375 steps of 64 pairs; 4 eval seeds; eval 443 s in 2 processes; trained before the trainer
+flushed subnormal floats on CPU, which moves the last bits of some gradients: the demo's dpo run now gives +0.109):
     dpo   clean +0.105 [+0.071, +0.141]  noisy +0.004 [-0.026, +0.034]   kept  4 % [-29 %,  33 %]
     cdpo  clean +0.085 [+0.053, +0.118]  noisy +0.006 [-0.024, +0.036]   kept  8 % [-34 %,  40 %]
     rdpo  clean +0.038 [-0.004, +0.079]  noisy +0.026 [+0.002, +0.047]   kept 67 % [  9 %, 366 %]

@@ -13,9 +13,11 @@ report, the resolved configs and each stage's time.
 
 Measured with the bundled configs (shipped base of 2026-12-06 evening, 2 CPU cores, `--fresh`; sampling in
 two processes of one thread each, training in one): 815 pairs; held-out accuracy base 0.641 [0.575, 0.703]
--> aligned 0.746 [0.688, 0.799], gain +0.105 [+0.071, +0.141], win rate 0.846 [0.761, 0.927] (77 wins / 14
-losses / 377 ties); stages generate 102 s, train 305 s, eval 89 s (496 s). All three targets are met.
-The gain depends on the training draws. On the same pairs (held-out 117 x 4, training seeds 0 / 1 / 2):
+-> aligned 0.750 [0.692, 0.803], gain +0.109 [+0.073, +0.147], win rate 0.815 [0.734, 0.897] (75 wins / 17
+losses / 376 ties); stages generate 102 s, train 299 s, eval 76 s (477 s; 2026-12-07, after the trainer began
+flushing subnormal floats on CPU, which changes the last bits of some gradients: +0.105 and 496 s before).
+All three targets are met. The gain depends on the training draws. On the same pairs (held-out 117 x 4,
+training seeds 0 / 1 / 2; measured before the flushing):
   constant lr, saved LoRA = EMA of the factors (the default)   +0.105 / +0.081 / +0.073  (win 0.85 / 0.78 / 0.76)
   cosine decay to 0, last iterate                              +0.090 / +0.081 / +0.064  (win 0.82 / 0.81 / 0.80)
   constant lr, last iterate                                    +0.092 / +0.041           (win 0.80 / 0.64)

@@ -42,6 +42,11 @@ def make_accelerator(config: PreferenceTrainConfig) -> Any:
             f"launched with {launched} processes, but accelerate found no device to distribute over, so each would train "
             "alone; on a machine without GPUs pass training.device=cpu (or set ACCELERATE_USE_CPU=true)."
         )
+    if accelerator.device.type == "cpu":
+        # A saturated preference loss (large beta) back-propagates gradients of ~1e-40: subnormal floats, which
+        # x86 CPUs process many times slower. Flushing them to zero loses nothing an optimizer could use;
+        # benchmarks/bench_flush_denormal.py measures the difference.
+        torch.set_flush_denormal(True)
     if accelerator.device.type == "cuda" and config.training.allow_tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
