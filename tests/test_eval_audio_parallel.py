@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from mmpref.evaluation.audio import evaluate_audio
@@ -31,13 +32,15 @@ def test_two_processes_write_the_same_clips_and_scores_as_one(tmp_path):
 
 
 def test_the_eval_command_takes_an_audio_pipeline_to_the_audio_evaluator(tmp_path, capsys):
+    """With no --prompts / --scorers, audio models get the audio world's held-out prompts and ground truth."""
     from mmpref.cli import main
 
     out = tmp_path / "cli"
     base = str(audio_base_path())
-    rc = main(["eval", f"base={base}", f"again={base}", "--prompts", "builtin:audio_heldout", "--limit", "2",
-               "--seeds", "1", "--scorers", "audio_truth", "--out", str(out),
+    rc = main(["eval", f"base={base}", f"again={base}", "--limit", "2", "--seeds", "1", "--out", str(out),
                "--set", "steps=2", "batch_size=2", "resamples=100", "grid_prompts=2", "save_images=true"])
     assert rc == 0
     assert len(list((out / "clips").rglob("*.wav"))) == 2 * 2  # 2 models x 2 prompts x 1 seed
     assert "win rate" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["prompts"] == "builtin:audio_heldout" and report["settings"]["scorers"] == ["audio_truth"]

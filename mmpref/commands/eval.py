@@ -17,8 +17,7 @@ example:
   mmpref eval base=shapes_base aligned=mmpref-demo/dpo --prompts builtin:shapes_heldout --seeds 4 --out eval
   mmpref eval base=shapes_base aligned=outputs/shapes_ipo --set steps=30 accuracy.threshold=0.9
   mmpref eval base=shapes_base aligned=mmpref-demo/aligned --processes 2   # CPU: one process per core, same images
-  mmpref eval base=mmpref/sandbox/assets/audio_base aligned=mmpref-demo-audio/aligned \
-      --prompts builtin:audio_heldout --scorers audio_truth   # a TangoPipeline (or a LoRA on one): clips, WAVs
+  mmpref eval base=mmpref/sandbox/assets/audio_base aligned=mmpref-demo-audio/aligned   # audio: held-out clips, WAVs
 """
 
 
@@ -34,10 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("models", nargs="+", metavar="MODEL", help="NAME=PATH, NAME=LORA_DIR@BASE or a path")
     parser.add_argument("--prompts", default=None, help="builtin:NAME, a text file or a data file (default "
-                        "builtin:shapes_heldout)")
+                        "builtin:shapes_heldout; for audio models builtin:audio_heldout)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N prompts")
     parser.add_argument("--seeds", type=int, default=None, help="samples per prompt and model (default 4)")
-    parser.add_argument("--scorers", default=None, help="comma-separated reward models (default shapes_truth)")
+    parser.add_argument("--scorers", default=None, help="comma-separated reward models (default shapes_truth; for audio models "
+                        "audio_truth)")
     parser.add_argument("--out", default=None, help="output directory (default ./mmpref-eval)")
     parser.add_argument("--processes", type=int, default=None,
                         help="CPU sampling processes (default 1); the images do not depend on it")
@@ -47,9 +47,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):  # noqa: ANN201 - EvalSettings, imported lazily
-    from mmpref.evaluation.engine import build_settings, parse_model
+    from mmpref.evaluation.audio import AUDIO_DEFAULTS, is_audio_model
+    from mmpref.evaluation.engine import EvalModel, build_settings, parse_model
 
     data: dict = {"models": [parse_model(s, i) for i, s in enumerate(args.models)]}
+    if is_audio_model(EvalModel(**data["models"][0])):  # the audio world's prompts and truth unless given
+        data.update(AUDIO_DEFAULTS)
     for key, value in (("prompts", args.prompts), ("limit", args.limit), ("seeds_per_prompt", args.seeds),
                        ("out", args.out), ("processes", args.processes)):
         if value is not None:

@@ -28,6 +28,9 @@ from mmpref.evaluation.engine import (
     sample_requests,
 )
 
+# What `mmpref eval` compares audio models on when --prompts / --scorers are not given.
+AUDIO_DEFAULTS: dict[str, Any] = {"prompts": "builtin:audio_heldout", "scorers": ["audio_truth"]}
+
 
 def is_audio_model(model: EvalModel) -> bool:
     """Whether `model` (a pipeline or a LoRA on one) is a text-to-audio TangoPipeline, by its model_index.json."""
