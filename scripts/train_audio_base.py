@@ -504,7 +504,7 @@ def train_unet(args: argparse.Namespace, data: dict, vae, latents, tokenizer, pr
     if state is not None:
         ema_unet.load_state_dict(state["unet"])
         ema_text.load_state_dict(state["text_encoder"])
-        return tokenizer, ema_unet.eval(), ema_text.eval()
+        return ema_unet.eval(), ema_text.eval()
     ema_unet.load_state_dict(unet.state_dict())
     ema_text.load_state_dict(text_encoder.state_dict())
     noise_scheduler = arch.build_noise_scheduler()
@@ -513,9 +513,9 @@ def train_unet(args: argparse.Namespace, data: dict, vae, latents, tokenizer, pr
                     truncation=True, return_tensors="pt")
     prompt_ids, empty_ids = enc.input_ids[:-1], enc.input_ids[-1]
     prompt_mask, empty_mask = enc.attention_mask[:-1], enc.attention_mask[-1]
-    trained = [unet] if pretrained is not None else [unet, text_encoder]
-    params = [p for m in trained for p in m.parameters()]
-    ema_params = [p for m in [ema_unet, ema_text][: len(trained)] for p in m.parameters()]
+    averaged = {unet: ema_unet} if pretrained is not None else {unet: ema_unet, text_encoder: ema_text}  # trained -> EMA
+    params = [p for m in averaged for p in m.parameters()]
+    ema_params = [p for m in averaged.values() for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
     gen = torch.Generator().manual_seed(args.seed + 2)
     ckpt_path, start, spent, started = args.work / "unet_ckpt.pt", 0, 0.0, time.time()
@@ -532,7 +532,7 @@ def train_unet(args: argparse.Namespace, data: dict, vae, latents, tokenizer, pr
     mean, std = latents
     scale = vae.config.scaling_factor
     prompt_of = torch.from_numpy(data["prompt_idx"])
-    for module in trained:
+    for module in averaged:
         module.train()
     tic, running, every = time.time(), 0.0, args.log_every
     for step in range(start, args.unet_steps):
@@ -571,7 +571,7 @@ def train_unet(args: argparse.Namespace, data: dict, vae, latents, tokenizer, pr
     atomic_save({"unet": ema_unet.state_dict(), "text_encoder": ema_text.state_dict(), "step": args.unet_steps},
                 final)
     record(args.work, "times", "unet", round(spent + time.time() - started, 1))
-    return tokenizer, ema_unet.eval(), ema_text.eval()
+    return ema_unet.eval(), ema_text.eval()
 
 
 # ---------------------------------------------------------------- stage 7: export
@@ -781,7 +781,7 @@ def main(argv: list[str] | None = None) -> int:
         pretrained = pretrain_text(args, tokenizer, log)
         if done("text"):
             return 0
-        tokenizer, unet, text_encoder = train_unet(args, data, vae, latents, tokenizer, pretrained, log)
+        unet, text_encoder = train_unet(args, data, vae, latents, tokenizer, pretrained, log)
         if done("unet"):
             return 0
         stage1 = args.work / "stage1" if args.finish_steps else args.out

@@ -44,3 +44,14 @@ def test_the_eval_command_takes_an_audio_pipeline_to_the_audio_evaluator(tmp_pat
     assert "win rate" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["prompts"] == "builtin:audio_heldout" and report["settings"]["scorers"] == ["audio_truth"]
+
+
+def test_a_corrupt_model_index_is_named_in_one_line(tmp_path):
+    import pytest
+
+    from mmpref.errors import UserError
+    from mmpref.evaluation.audio import is_audio_model
+
+    (tmp_path / "model_index.json").write_text("{ not json")
+    with pytest.raises(UserError, match=r"model 'broken': .*model_index.json is not valid JSON"):
+        is_audio_model(EvalModel("broken", str(tmp_path)))

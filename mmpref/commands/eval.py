@@ -46,12 +46,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "win_rate_scorer, accuracy.scorer, accuracy.threshold, grid_prompts, save_images, device, threads)")
 
 
-def settings_from_args(args: argparse.Namespace):  # noqa: ANN201 - EvalSettings, imported lazily
+def settings_from_args(args: argparse.Namespace):  # noqa: ANN201 - (EvalSettings, audio), imported lazily
+    """The eval settings, and whether the first model is a text-to-audio one (its prompts, scorers and evaluator)."""
     from mmpref.evaluation.audio import AUDIO_DEFAULTS, is_audio_model
     from mmpref.evaluation.engine import EvalModel, build_settings, parse_model
 
     data: dict = {"models": [parse_model(s, i) for i, s in enumerate(args.models)]}
-    if is_audio_model(EvalModel(**data["models"][0])):  # the audio world's prompts and truth unless given
+    audio = is_audio_model(EvalModel(**data["models"][0]))
+    if audio:  # the audio world's prompts and truth unless given
         data.update(AUDIO_DEFAULTS)
     for key, value in (("prompts", args.prompts), ("limit", args.limit), ("seeds_per_prompt", args.seeds),
                        ("out", args.out), ("processes", args.processes)):
@@ -60,15 +62,15 @@ def settings_from_args(args: argparse.Namespace):  # noqa: ANN201 - EvalSettings
     if args.scorers:
         data["scorers"] = [s.strip() for s in args.scorers.split(",") if s.strip()]
     data = apply_overrides(data, list(args.set), "mmpref eval --set")
-    return build_settings(data, "mmpref eval")
+    return build_settings(data, "mmpref eval"), audio
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmpref.evaluation.audio import evaluate_audio, is_audio_model
+    from mmpref.evaluation.audio import evaluate_audio
     from mmpref.evaluation.engine import evaluate, format_table
 
-    settings = settings_from_args(args)
-    report = (evaluate_audio if is_audio_model(settings.models[0]) else evaluate)(settings)
+    settings, audio = settings_from_args(args)
+    report = (evaluate_audio if audio else evaluate)(settings)
     print(format_table(report))
     print(f"wrote {settings.out}/report.json, report.html and grids ({report['seconds']:.0f} s)")
     return 0

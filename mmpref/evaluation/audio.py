@@ -38,7 +38,13 @@ def is_audio_model(model: EvalModel) -> bool:
 
     info = describe_model(model)
     index = Path(info["base"] if info["kind"] == "lora" else info["path"]) / "model_index.json"
-    return index.is_file() and json.loads(index.read_text()).get("_class_name") == "TangoPipeline"
+    if not index.is_file():
+        return False
+    try:
+        return json.loads(index.read_text()).get("_class_name") == "TangoPipeline"
+    except ValueError as err:
+        raise UserError(f"model '{model.name}': {index} is not valid JSON ({err}); re-export the pipeline "
+                        "with save_pretrained.") from None
 
 
 def load_audio_model(model: EvalModel, settings: EvalSettings, device: Any) -> Any:
