@@ -105,12 +105,48 @@ def test_an_interrupted_stage_resumes_from_its_checkpoint(smoke_run):
         torch.set_num_threads(threads)
     log = (work / "train.log").read_text()[len(before):]
     assert "unet: resumed at step 4" in log and "unet step 5/6" in log and "unet step 1/" not in log
-    assert "vae step" not in log and "vocoder step" not in log  # finished stages are reused
+    assert "vae step" not in log and "vocoder step" not in log and "vocoder polish" not in log  # finished: reused
     assert torch.load(work / "unet_ckpt.pt", weights_only=True)["step"] == 6
     assert torch.load(work / "unet_final.pt", weights_only=True)["step"] == 6
 
 
 # ---------------------------------------------------------------- finishing stage (shared layouts)
+def test_the_vocoder_is_polished_after_its_main_steps_and_its_round_trip_recorded(smoke_run, tmp_path):
+    """Smoke: 3 main steps then 2 polish steps (the quiet background's loss added); a vocoder finished before
+    the polish existed (its final weights at the main step count, no checkpoint) is polished from those
+    weights, not retrained; the check records how far a vocoded clip's log-mel lands from its source."""
+    import shutil
+
+    script, work, out = smoke_run
+    log = (work / "train.log").read_text()
+    assert "vocoder step 3/5" in log and "vocoder polish step 4/5" in log and "vocoder polish step 5/5" in log
+    assert torch.load(work / "vocoder_final.pt", weights_only=True)["step"] == 5
+    roundtrip = json.loads((out / "audio_world.json").read_text())["vocoder_check"]["mel_roundtrip"]
+    assert roundtrip["relative_l2"] > 0 and roundtrip["mean_abs"] > 0
+    info = json.loads((out / "audio_world.json").read_text())["training"]
+    assert info["vocoder_polish_steps"] == 2 and info["vocoder_deep_floor_db"] == 80.0
+
+    older = tmp_path / "work"
+    shutil.copytree(work, older)
+    unpolished = torch.load(older / "vocoder_final.pt", weights_only=True)["model"]
+    torch.save({"model": unpolished, "step": 3}, older / "vocoder_final.pt")
+    (older / "vocoder_ckpt.pt").unlink()
+    (older / "train.log").write_text("")
+    threads = torch.get_num_threads()
+    try:
+        argv = ["--smoke", "--threads", "1", "--work", str(older), "--out", str(tmp_path / "o"), "--stop-after",
+                "vocoder"]
+        assert script.main(argv) == 0
+    finally:
+        torch.set_num_threads(threads)
+    log = (older / "train.log").read_text()
+    assert "polishing the finished 3-step vocoder" in log and "vocoder polish step 4/5" in log
+    assert "vocoder step 1/" not in log
+    polished = torch.load(older / "vocoder_final.pt", weights_only=True)
+    assert polished["step"] == 5
+    assert any(not torch.equal(w, unpolished[k]) for k, w in polished["model"].items())
+
+
 def test_layout_pairs_are_judged_right_and_share_onset_slots(tmp_path):
     """chosen is what the truth judge accepts for its prompt, rejected (reversed sequence, near miss) is not;
     at one layout seed, prompts with as many events put them in the same slots."""

@@ -11,13 +11,13 @@ OUT/report.json has the shapes demo's headline keys: base.accuracy, aligned.accu
 win_rate, seconds (plus the eval report, the configs and each stage's time).
 
 Measured with the bundled configs on the shipped base (2026-12-07, 2 CPU cores, `--fresh`; sampling in two
-processes of one thread each, training in one from the encoded-pair cache): 982 pairs from 373 prompts x 4
-clips; held-out accuracy base 0.602 [0.552, 0.650] -> aligned 0.606 [0.556, 0.654], gain +0.004 [-0.020,
-+0.030], win rate 0.53 (34 wins / 30 losses / 436 ties); stages generate 300 s, train 319 s, eval 206 s
-(825 s). Short of the gain and time targets. The base now orders sequences (of its held-out sequence clips
-89 % in order, 8 % missing a sound, 63 % right: most other misses are a group's count), and on the same
-pairs neither beta 5000 (+0.006) nor beta 20000 (+0.018), both with an EMA of the LoRA over 400 steps,
-moved it far.
+processes of one thread each, training in one from the encoded-pair cache; the base's vocoder polished, see
+scripts/train_audio_base.py): 967 pairs from 373 prompts x 4 clips; held-out accuracy base 0.608 [0.556,
+0.656] -> aligned 0.606 [0.552, 0.656], gain -0.002 [-0.030, +0.026], win rate 0.53 (41 wins / 37 losses /
+422 ties); stages generate 307 s, train 333 s, eval 212 s (852 s). Short of the gain and time targets.
+DPO fits its pairs (reward accuracy 0.75-0.89) while the DDIM samples stay the same (82-93 % ties, also on
+training prompts): beta 20000 with an EMA of the LoRA gave +0.016; the sampler's own latents in place of
+re-encoded clips +0.016; count/order-contrast pairs from shared noise +0.004 (figures in the stop notes).
 """
 
 from __future__ import annotations
