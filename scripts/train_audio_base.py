@@ -38,10 +38,10 @@ are added under training.finish), as the shapes world's finishing stage (scripts
 The shipped base is `--unet-steps 7000 --unet-horizon 7000`, every other flag default (its VAE is
 byte-equal to the previous base's, which the same stages made; its vocoder is that base's, polished: the
 run found the finished 1,500-step vocoder in WORK and added the 300 polish steps, which is what a run from
-scratch does too, the polish starting from a fresh optimiser and sampler). Held-out accuracy 0.628 (sequences
-0.625, in order 89 %, reversed 3 %, a sound missing 8 %; counts 0.50; train subset 0.768; 0.632 with the
-unpolished vocoder), inside the 40-75 % the world asks of a base. A checkpoint read on 60 held-out prompts x 1 seed: 0.383 at 2,000 steps,
-0.517 at 4,000.
+scratch does too, the polish starting from a fresh optimiser and sampler). Held-out accuracy 0.628
+(sequences 0.625, in order 89 %, reversed 3 %, a sound missing 8 %; counts 0.50; train subset 0.768; 0.632
+with the unpolished vocoder), inside the 40-75 % the world asks of a base. A checkpoint read on 60 held-out
+prompts x 1 seed: 0.383 at 2,000 steps, 0.517 at 4,000.
 
 The parse pretraining (stage 5) is what made order learnable. The previous base trained T5 from scratch
 with the UNet (`--text-steps 0`: 0.192 held-out at 7,000 steps, train subset 0.320; 0.144 at 3,000): its T5
@@ -63,7 +63,8 @@ not force an order rule that carries to unseen scenes; the parse pretraining doe
 Run time of the shipped base on 2 CPU cores (mostly idle, `--threads 2`; audio_world.json records it):
 data 20 s, VAE 600 steps 986 s, vocoder 1,500 steps 697 s + polish 300 steps 335 s (1 thread, beside
 other jobs), latents 60 s, text 33 s, UNet 7,000 steps 2,766 s (0.36-0.39 s/step at batch 32, with two
-short checkpoint reads beside it), eval 95 s (2 x 250 clips): about 83 minutes in all. Sampling 32 clips takes ~11 s.
+short checkpoint reads beside it), eval 95 s (2 x 250 clips): about 83 minutes in all. Sampling 32 clips
+takes ~11 s.
 
 Each stage's final weights record their step count: rerunning with more steps for a stage (say
 `--vocoder-steps 2500`) continues it from its checkpoint (set its `--*-horizon` to keep the learning-rate
@@ -114,8 +115,9 @@ STAGES = ("data", "vae", "vocoder", "latents", "text", "unet", "export", "finish
 SAMPLES = arch.FRAMES * HOP_LENGTH  # 20480 samples per clip
 # --smoke: every stage for a handful of steps at small batches (a test of the script, not a model).
 SMOKE = dict(
-    dataset=24, vae_steps=3, vae_batch=4, vocoder_steps=3, vocoder_polish_steps=2, vocoder_batch=2, unet_steps=4, batch=4,
-    text_steps=5, checkpoint_every=2, log_every=1, eval_seeds=1, eval_prompts=4, vocoder_check=6, sampler_steps=2,
+    dataset=24, vae_steps=3, vae_batch=4, vocoder_steps=3, vocoder_polish_steps=2, vocoder_batch=2, unet_steps=4,
+    batch=4, text_steps=5, checkpoint_every=2, log_every=1, eval_seeds=1, eval_prompts=4, vocoder_check=6,
+    sampler_steps=2,
 )
 # Stage 7 (finishing) defaults: off until a step count is measured that lands the base inside 40-75 %.
 FINISH = {"steps": 0, "layouts": 4, "lr": 2e-4, "batch": 32, "forms": "all"}
@@ -393,7 +395,6 @@ def train_vocoder(args: argparse.Namespace, data: dict, log: Log):
     opt = new_optimizer(args.vocoder_lr)
     gen = torch.Generator().manual_seed(args.seed + 3)
     start, spent, started = 0, 0.0, time.time()
-    earlier = torch.load(final, weights_only=True) if final.exists() else None
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=True)
         vocoder.load_state_dict(ckpt["model"])
@@ -403,7 +404,7 @@ def train_vocoder(args: argparse.Namespace, data: dict, log: Log):
         opt.load_state_dict(ckpt["opt"])
         gen.set_state(ckpt["gen"])
         log(f"vocoder: resumed at step {start}")
-    elif earlier is not None and earlier.get("step", 0) == args.vocoder_steps:
+    elif final.exists() and (earlier := torch.load(final, weights_only=True)).get("step", 0) == args.vocoder_steps:
         vocoder.load_state_dict(earlier["model"])  # the main steps are done: only the polish is new
         start, spent = args.vocoder_steps, read(args.work, "times").get("vocoder", 0.0)
         log(f"vocoder: polishing the finished {start}-step vocoder")
@@ -473,14 +474,15 @@ def vocoder_check(args: argparse.Namespace, vae, vocoder, log: Log) -> dict:
         vocoded.append(vocode(vocoder, m).numpy())
         recon = vae.decode(vae.encode(m).latent_dist.mean).sample
         through_vae.append(vocode(vocoder, recon).numpy())
+    vocoded = np.concatenate(vocoded)
     result = {
         "n": len(prompts),
         "clean": float(truth_correct(clean, prompts).mean()),
-        "vocoded": float(truth_correct(np.concatenate(vocoded), prompts).mean()),
+        "vocoded": float(truth_correct(vocoded, prompts).mean()),
         "vae_vocoded": float(truth_correct(np.concatenate(through_vae), prompts).mean()),
         "vae_mel_l1": float((vae.decode(vae.encode(mel[:64]).latent_dist.mean).sample - mel[:64]).abs().mean()),
     }
-    again = mels_of(np.stack([prepare_waveform(w, SAMPLE_RATE, SAMPLES) for w in np.concatenate(vocoded)]))
+    again = mels_of(np.stack([prepare_waveform(w, SAMPLE_RATE, SAMPLES) for w in vocoded]))
     result["mel_roundtrip"] = {"relative_l2": float((again - mel).norm() / mel.norm()),
                                "mean_abs": float((again - mel).abs().mean())}
     log("vocoder check (ground-truth accuracy on held-out clean clips): " + json.dumps(result))
@@ -782,9 +784,9 @@ def write_info(args: argparse.Namespace, evaluation: dict | None, log: Log) -> P
             "threads": args.threads,
             **{k: getattr(args, k) for k in (
                 "dataset", "vae_steps", "vae_horizon", "vae_batch", "vae_lr", "vae_kl", "vocoder_steps",
-                "vocoder_horizon", "vocoder_batch", "vocoder_lr", "vocoder_l1", "vocoder_floor_db", "vocoder_polish_steps",
-                "vocoder_polish_lr", "vocoder_deep_floor_db", "vocoder_deep_weight", "text_steps",
-                "text_lr", "text_batch", "unet_steps", "unet_horizon", "batch", "lr",
+                "vocoder_horizon", "vocoder_batch", "vocoder_lr", "vocoder_l1", "vocoder_floor_db",
+                "vocoder_polish_steps", "vocoder_polish_lr", "vocoder_deep_floor_db", "vocoder_deep_weight",
+                "text_steps", "text_lr", "text_batch", "unet_steps", "unet_horizon", "batch", "lr",
                 "ema", "uncond")},
             "form_mix": FORM_MIX,
         }

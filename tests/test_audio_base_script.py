@@ -110,7 +110,6 @@ def test_an_interrupted_stage_resumes_from_its_checkpoint(smoke_run):
     assert torch.load(work / "unet_final.pt", weights_only=True)["step"] == 6
 
 
-# ---------------------------------------------------------------- finishing stage (shared layouts)
 def test_the_vocoder_is_polished_after_its_main_steps_and_its_round_trip_recorded(smoke_run, tmp_path):
     """Smoke: 3 main steps then 2 polish steps (the quiet background's loss added); a vocoder finished before
     the polish existed (its final weights at the main step count, no checkpoint) is polished from those
@@ -147,6 +146,7 @@ def test_the_vocoder_is_polished_after_its_main_steps_and_its_round_trip_recorde
     assert any(not torch.equal(w, unpolished[k]) for k, w in polished["model"].items())
 
 
+# ---------------------------------------------------------------- finishing stage (shared layouts)
 def test_layout_pairs_are_judged_right_and_share_onset_slots(tmp_path):
     """chosen is what the truth judge accepts for its prompt, rejected (reversed sequence, near miss) is not;
     at one layout seed, prompts with as many events put them in the same slots."""
