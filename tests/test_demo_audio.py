@@ -25,9 +25,10 @@ pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 def test_reduced_audio_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--world", "audio", "--out", str(out), "--threads", "1", *REDUCED])
+    code = main(["demo", "--world", "audio", "--out", str(out), "--threads", "1", "--train-threads", "1", *REDUCED])
     captured = capsys.readouterr()
     assert code == 0, captured.err
+    assert "torch threads 1)" in captured.out  # --train-threads reached the train stage
     report = check_demo_report(out, captured.out)
     assert report["world"] == "audio" and report["eval"]["modality"] == "audio"
     assert report["eval"]["prompts"]["source"] == "builtin:audio_heldout"
@@ -49,6 +50,10 @@ def test_audio_demo_configs_are_bundled_and_agree():
     assert [f.scorer.name for f in generate.scorers][0] in ("audio_truth", "audio_event_detector", "audio_order_detector")
     assert train.model.adapter.params.audio_length_in_s == pytest.approx(1.28)
     assert train.model.finetune == "lora"
+    from mmpref.demo.audio import DEFAULT_EVAL  # the eval measures the sampler the pairs came from
+
+    assert (DEFAULT_EVAL["steps"], DEFAULT_EVAL["guidance_scale"]) == (generate.sampling.steps,
+                                                                      generate.sampling.guidance_scale)
 
 
 def test_mmpref_cp_copies_the_audio_configs(tmp_path):

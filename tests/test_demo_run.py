@@ -32,6 +32,47 @@ def test_reduced_demo_end_to_end(tmp_path, capsys):
     check_lora_trained(out / "aligned")
 
 
+def test_train_stage_sets_its_threads_and_restores_them():
+    """The train stage takes the cores (capped at the machine's CPUs) and gives them back, also on failure."""
+    import os
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import pytest
+    import torch
+
+    from mmpref.demo.run import train_stage
+
+    seen: list[int] = []
+
+    def fit(config):
+        seen.append(torch.get_num_threads())
+        if config.fail:
+            raise RuntimeError("diverged")
+        return {"steps": 1}
+
+    def stage(fail: bool) -> SimpleNamespace:
+        config = SimpleNamespace(objective=SimpleNamespace(name="dpo"), training=SimpleNamespace(max_steps=1),
+                                 output_dir="out", fail=fail)
+        return SimpleNamespace(path=Path("shapes_dpo.yaml"), config=config, entry=SimpleNamespace(obj=fit))
+
+    before = torch.get_num_threads()
+    lines: list[str] = []
+    try:
+        torch.set_num_threads(1)
+        seconds: dict[str, float] = {}
+        assert train_stage(stage(False), seconds, lines.append, threads=64) == {"steps": 1}
+        assert seen == [os.cpu_count() or 1] and torch.get_num_threads() == 1 and "train" in seconds
+        assert f"torch threads {seen[0]})" in lines[0]
+        with pytest.raises(RuntimeError, match="diverged"):
+            train_stage(stage(True), {}, lines.append, threads=2)
+        assert seen[1] == min(2, os.cpu_count() or 1) and torch.get_num_threads() == 1
+        train_stage(stage(False), {}, lines.append, threads=None)  # None: as the other stages
+        assert seen[2] == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_demo_configs_and_override_errors(capsys):
     import mmpref.sandbox.shapes.scorers  # noqa: F401
 
@@ -48,6 +89,8 @@ def test_demo_configs_and_override_errors(capsys):
     assert code == 2 and "STAGE.KEY.PATH=VALUE" in capsys.readouterr().err
     code = main(["demo", "eval.seeds_per_prompt=0"])
     assert code == 2 and "seeds_per_prompt" in capsys.readouterr().err
+    code = main(["demo", "--train-threads", "-1"])
+    assert code == 2 and "--train-threads must be 0 or more" in capsys.readouterr().err
 
 
 def test_shipped_bases_resolve_to_the_installed_copy_when_named_or_missing(tmp_path):
