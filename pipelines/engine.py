@@ -9,12 +9,13 @@ any split and any restart give the same dataset.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,19 @@ def pick_device(spec: str, rank: int) -> torch.device:
 def cpu_cores() -> int:
     """The cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[int]:
+    """Run a block with `threads` torch CPU threads (None or 0: as they are) and give the previous count back
+    afterwards, also on error; yields the count in force."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
 
 
 def set_threads(runtime: RuntimeConfig, world: int, device: torch.device) -> int:

@@ -11,6 +11,7 @@ import pytest
 from mmpref.cli import main
 from mmpref.config import load_config
 from mmpref.config.loader import bundled_configs
+from mmpref.demo.audio import DEFAULT_EVAL
 from mmpref.testing.checks import check_demo_report, check_lora_trained
 
 REDUCED = [
@@ -50,8 +51,7 @@ def test_audio_demo_configs_are_bundled_and_agree():
     assert [f.scorer.name for f in generate.scorers][0] in ("audio_truth", "audio_event_detector", "audio_order_detector")
     assert train.model.adapter.params.audio_length_in_s == pytest.approx(1.28)
     assert train.model.finetune == "lora"
-    from mmpref.demo.audio import DEFAULT_EVAL  # the eval measures the sampler the pairs came from
-
+    # the eval measures the sampler the pairs came from
     assert (DEFAULT_EVAL["steps"], DEFAULT_EVAL["guidance_scale"]) == (generate.sampling.steps,
                                                                       generate.sampling.guidance_scale)
 

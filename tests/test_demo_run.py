@@ -34,7 +34,6 @@ def test_reduced_demo_end_to_end(tmp_path, capsys):
 
 def test_train_stage_sets_its_threads_and_restores_them():
     """The train stage takes the cores (capped at the machine's CPUs) and gives them back, also on failure."""
-    import os
     from pathlib import Path
     from types import SimpleNamespace
 
@@ -42,6 +41,7 @@ def test_train_stage_sets_its_threads_and_restores_them():
     import torch
 
     from mmpref.demo.run import train_stage
+    from mmpref.pipelines.engine import cpu_cores
 
     seen: list[int] = []
 
@@ -62,11 +62,11 @@ def test_train_stage_sets_its_threads_and_restores_them():
         torch.set_num_threads(1)
         seconds: dict[str, float] = {}
         assert train_stage(stage(False), seconds, lines.append, threads=64) == {"steps": 1}
-        assert seen == [os.cpu_count() or 1] and torch.get_num_threads() == 1 and "train" in seconds
+        assert seen == [cpu_cores()] and torch.get_num_threads() == 1 and "train" in seconds
         assert f"torch threads {seen[0]})" in lines[0]
         with pytest.raises(RuntimeError, match="diverged"):
             train_stage(stage(True), {}, lines.append, threads=2)
-        assert seen[1] == min(2, os.cpu_count() or 1) and torch.get_num_threads() == 1
+        assert seen[1] == min(2, cpu_cores()) and torch.get_num_threads() == 1
         train_stage(stage(False), {}, lines.append, threads=None)  # None: as the other stages
         assert seen[2] == 1
     finally:

@@ -31,7 +31,6 @@ gave +0.04 to +0.11.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -245,21 +244,16 @@ def log_generated(gen_summary: dict[str, Any], seconds: dict[str, float], log: C
 def train_stage(train: Any, seconds: dict[str, float], log: Callable[[str], None],
                 threads: int | None = None) -> dict[str, Any]:
     """Stage 2, `mmpref train` on the generated pairs (timed into `seconds`), with `threads` torch threads
-    (capped at the machine's CPUs; null: leave them as they are), restored afterwards. The sampling stages
+    (capped at the cores this process may use; null: as they are), restored afterwards. The sampling stages
     split their work over processes of `DemoSettings.threads` each; training is one process, so it takes
     the cores itself (2 threads: 0.48 s per audio DPO step against 0.76 s with one, idle 2-core machine)."""
-    import torch
+    from mmpref.pipelines.engine import cpu_cores, torch_threads
 
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(max(1, min(threads, os.cpu_count() or 1)))
-    log(f"[2/3] train: {train.path.name} (objective {train.config.objective.name}, "
-        f"{train.config.training.max_steps} steps, torch threads {torch.get_num_threads()}) -> {train.config.output_dir}")
-    t0 = time.time()
-    try:
+    with torch_threads(threads and max(1, min(threads, cpu_cores()))) as count:
+        log(f"[2/3] train: {train.path.name} (objective {train.config.objective.name}, "
+            f"{train.config.training.max_steps} steps, torch threads {count}) -> {train.config.output_dir}")
+        t0 = time.time()
         result = train.entry.obj(train.config)
-    finally:
-        torch.set_num_threads(before)
     seconds["train"] = round(time.time() - t0, 1)
     log(f"[2/3] train: done ({seconds['train']:.0f} s)")
     return result

@@ -36,15 +36,10 @@ def sampling_pool(settings: Any, device: Any) -> Iterator[SamplingPool | None]:
         with SamplingPool(settings.processes, settings.threads) as pool:
             yield pool
         return
-    import torch
+    from mmpref.pipelines.engine import torch_threads
 
-    before = torch.get_num_threads()
-    if settings.threads and device.type == "cpu":
-        torch.set_num_threads(settings.threads)
-    try:
+    with torch_threads(settings.threads if device.type == "cpu" else None):
         yield None
-    finally:
-        torch.set_num_threads(before)
 
 
 class SamplingPool:
