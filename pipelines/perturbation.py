@@ -8,8 +8,9 @@ temporal connective (strategy 3). Clips generated from an altered caption are sc
 The default `rules` perturber is rule-based and deterministic:
 
 - audio-world prompts (`mmpref.sandbox.audio` grammar, e.g. "a low beep followed by two clicks") are
-  edited in their structured form: swap = another sound in one group, drop = keep one group,
-  reorder = the groups reversed (connective kept);
+  edited in their structured form: swap = another sound in one group, drop = keep one group or one
+  event fewer in a group of several ("two clicks" -> "a click"), reorder = the groups reversed
+  (connective kept);
 - any other caption is split at its connectives ("followed by", "and then", "then", "before", "after",
   "while", "and", ","): `parse_caption`. Event edits drop one clause or replace it with an event from a
   vocabulary (`DEFAULT_EVENTS`, or `perturbation.options.events`) not already in the caption. Temporal
@@ -154,6 +155,10 @@ def _world_edits(prompt: Any, kind: str) -> list[str]:
                                   prompt.connective).text)
     if len(groups) == 2:  # drop: keep one group
         out += [Prompt((groups[1],)).text, Prompt((groups[0],)).text]
+    for i, group in enumerate(groups):  # drop one event of a group of several ("two clicks" -> "a click")
+        if group.count > 1:
+            out.append(Prompt(tuple(groups[:i] + [EventGroup(group.sound, group.count - 1)] + groups[i + 1:]),
+                              prompt.connective).text)
     return out
 
 

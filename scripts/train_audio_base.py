@@ -106,6 +106,13 @@ from mmpref.sandbox.audio.render import render
 from mmpref.sandbox.audio.split import split_prompts
 from mmpref.sandbox.audio_base import architecture as arch
 from mmpref.sandbox.audio_base.base import DEFAULT_SAMPLER, INFO_FILE
+from mmpref.sandbox.script_args import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    unit_interval,
+)
 
 RUN_TIME = "about 83 minutes on 2 CPU cores with --threads 2 (UNet 7,000 steps ~46 min); see audio_world.json"
 FORM_MIX = {"single": 0.2, "count": 0.3, "sequence": 0.5}
@@ -128,50 +135,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=Path("outputs/audio_base_run"), help="data, checkpoints, log")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline is exported")
-    p.add_argument("--threads", type=int, default=2, help="torch threads; use 1 on a machine shared with other jobs")
-    p.add_argument("--dataset", type=int, default=12000, help="rendered training clips")
-    p.add_argument("--vae-steps", type=int, default=600)
-    p.add_argument("--vae-horizon", type=int, default=None, help="cosine decay length (default: --vae-steps)")
-    p.add_argument("--vae-batch", type=int, default=16)
-    p.add_argument("--vae-lr", type=float, default=1e-3)
-    p.add_argument("--vae-kl", type=float, default=1e-6, help="KL weight (per latent element, vs L1 per mel bin)")
-    p.add_argument("--vocoder-steps", type=int, default=1500)
-    p.add_argument("--vocoder-horizon", type=int, default=None)
-    p.add_argument("--vocoder-batch", type=int, default=8)
-    p.add_argument("--vocoder-lr", type=float, default=2e-3)
-    p.add_argument("--vocoder-l1", type=float, default=0.0,
+    p.add_argument("--threads", type=positive_int, default=2, help="torch threads; use 1 on a machine shared with other jobs")
+    p.add_argument("--dataset", type=positive_int, default=12000, help="rendered training clips")
+    p.add_argument("--vae-steps", type=non_negative_int, default=600)
+    p.add_argument("--vae-horizon", type=positive_int, default=None, help="cosine decay length (default: --vae-steps)")
+    p.add_argument("--vae-batch", type=positive_int, default=16)
+    p.add_argument("--vae-lr", type=positive_float, default=1e-3)
+    p.add_argument("--vae-kl", type=non_negative_float, default=1e-6, help="KL weight (per latent element, vs L1 per mel bin)")
+    p.add_argument("--vocoder-steps", type=non_negative_int, default=1500)
+    p.add_argument("--vocoder-horizon", type=positive_int, default=None)
+    p.add_argument("--vocoder-batch", type=positive_int, default=8)
+    p.add_argument("--vocoder-lr", type=positive_float, default=2e-3)
+    p.add_argument("--vocoder-l1", type=non_negative_float, default=0.0,
                    help="weight of the waveform L1 (phase is free: a large weight pulls the output to silence)")
-    p.add_argument("--vocoder-floor-db", type=float, default=45.0,
+    p.add_argument("--vocoder-floor-db", type=positive_float, default=45.0,
                    help="log-magnitude floor of the STFT loss, in dB below each clip's peak")
-    p.add_argument("--vocoder-polish-steps", type=int, default=300,
+    p.add_argument("--vocoder-polish-steps", type=non_negative_int, default=300,
                    help="steps after --vocoder-steps that also fit the quiet background (see train_vocoder)")
-    p.add_argument("--vocoder-polish-lr", type=float, default=5e-4)
-    p.add_argument("--vocoder-deep-floor-db", type=float, default=80.0,
+    p.add_argument("--vocoder-polish-lr", type=positive_float, default=5e-4)
+    p.add_argument("--vocoder-deep-floor-db", type=positive_float, default=80.0,
                    help="the polish's second STFT-loss floor, in dB below each clip's peak")
-    p.add_argument("--vocoder-deep-weight", type=float, default=0.3)
-    p.add_argument("--vocoder-check", type=int, default=240, help="held-out clean clips vocoded for the check")
-    p.add_argument("--text-steps", type=int, default=2000,
+    p.add_argument("--vocoder-deep-weight", type=non_negative_float, default=0.3)
+    p.add_argument("--vocoder-check", type=positive_int, default=240, help="held-out clean clips vocoded for the check")
+    p.add_argument("--text-steps", type=non_negative_int, default=2000,
                    help="T5 parse pretraining steps, then frozen (0: train it from scratch with the UNet instead)")
-    p.add_argument("--text-lr", type=float, default=3e-3)
-    p.add_argument("--text-batch", type=int, default=64)
-    p.add_argument("--unet-steps", type=int, default=3000)
-    p.add_argument("--unet-horizon", type=int, default=None)
-    p.add_argument("--batch", type=int, default=32, help="UNet batch")
-    p.add_argument("--lr", type=float, default=1e-3, help="UNet + text encoder learning rate")
-    p.add_argument("--ema", type=float, default=0.999)
-    p.add_argument("--uncond", type=float, default=0.1, help="share of empty prompts (classifier-free guidance)")
-    p.add_argument("--checkpoint-every", type=int, default=250)
-    p.add_argument("--log-every", type=int, default=50, help="steps between progress lines")
-    p.add_argument("--eval-seeds", type=int, default=2, help="samples per held-out prompt")
-    p.add_argument("--eval-prompts", type=int, default=None, help="evaluate on the first N prompts (default all)")
-    p.add_argument("--sampler-steps", type=int, default=SAMPLER["num_inference_steps"])
+    p.add_argument("--text-lr", type=positive_float, default=3e-3)
+    p.add_argument("--text-batch", type=positive_int, default=64)
+    p.add_argument("--unet-steps", type=non_negative_int, default=3000)
+    p.add_argument("--unet-horizon", type=positive_int, default=None)
+    p.add_argument("--batch", type=positive_int, default=32, help="UNet batch")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="UNet + text encoder learning rate")
+    p.add_argument("--ema", type=unit_interval, default=0.999)
+    p.add_argument("--uncond", type=unit_interval, default=0.1, help="share of empty prompts (classifier-free guidance)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=250)
+    p.add_argument("--log-every", type=positive_int, default=50, help="steps between progress lines")
+    p.add_argument("--eval-seeds", type=positive_int, default=2, help="samples per held-out prompt")
+    p.add_argument("--eval-prompts", type=positive_int, default=None, help="evaluate on the first N prompts (default all)")
+    p.add_argument("--sampler-steps", type=positive_int, default=SAMPLER["num_inference_steps"])
     p.add_argument("--init-from", type=Path, default=None,
                    help="an exported audio base: run only the finishing stage on it (needs --finish-steps)")
-    p.add_argument("--finish-steps", type=int, default=FINISH["steps"],
+    p.add_argument("--finish-steps", type=non_negative_int, default=FINISH["steps"],
                    help="finishing stage: full-UNet sft steps on renders at shared layouts (0: none)")
-    p.add_argument("--finish-layouts", type=int, default=FINISH["layouts"], help="layout seeds per prompt")
-    p.add_argument("--finish-lr", type=float, default=FINISH["lr"])
-    p.add_argument("--finish-batch", type=int, default=FINISH["batch"])
+    p.add_argument("--finish-layouts", type=positive_int, default=FINISH["layouts"], help="layout seeds per prompt")
+    p.add_argument("--finish-lr", type=positive_float, default=FINISH["lr"])
+    p.add_argument("--finish-batch", type=positive_int, default=FINISH["batch"])
     p.add_argument("--finish-forms", choices=("all", "sequence"), default=FINISH["forms"],
                    help="which training prompts the finishing stage renders (sequence: only the sequences)")
     p.add_argument("--stop-after", choices=STAGES, default=None, help="end the run after this stage")

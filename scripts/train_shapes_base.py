@@ -68,6 +68,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmpref.sandbox.script_args import non_negative_int, positive_float, positive_int, unit_interval
 from mmpref.sandbox.shapes import architecture as arch
 from mmpref.sandbox.shapes.grammar import FORMS
 from mmpref.sandbox.shapes.render import render
@@ -94,23 +95,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline is exported")
     p.add_argument(
-        "--threads", type=int, default=2, help="torch threads; use 1 on a machine shared with other jobs"
+        "--threads", type=positive_int, default=2, help="torch threads; use 1 on a machine shared with other jobs"
     )
-    p.add_argument("--dataset", type=int, default=40000, help="rendered training images")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--vae-steps", type=int, default=750, help="VAE steps to run")
+    p.add_argument("--dataset", type=positive_int, default=40000, help="rendered training images")
+    p.add_argument("--batch", type=positive_int, default=64)
+    p.add_argument("--vae-steps", type=non_negative_int, default=750, help="VAE steps to run")
     p.add_argument(
-        "--vae-horizon", type=int, default=1200, help="length of the VAE's cosine learning-rate decay"
+        "--vae-horizon", type=positive_int, default=1200, help="length of the VAE's cosine learning-rate decay"
     )
-    p.add_argument("--vae-batch", type=int, default=32)
-    p.add_argument("--unet-steps", type=int, default=4000, help="UNet steps to run")
+    p.add_argument("--vae-batch", type=positive_int, default=32)
+    p.add_argument("--unet-steps", type=non_negative_int, default=4000, help="UNet steps to run")
     p.add_argument(
-        "--unet-horizon", type=int, default=4000, help="length of the UNet's cosine learning-rate decay"
+        "--unet-horizon", type=positive_int, default=4000, help="length of the UNet's cosine learning-rate decay"
     )
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--ema", type=float, default=0.999)
-    p.add_argument("--checkpoint-every", type=int, default=250)
-    p.add_argument("--eval-seeds", type=int, default=4, help="samples per held-out prompt")
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--ema", type=unit_interval, default=0.999)
+    p.add_argument("--checkpoint-every", type=positive_int, default=250)
+    p.add_argument("--eval-seeds", type=positive_int, default=4, help="samples per held-out prompt")
     p.add_argument(
         "--init-from",
         type=Path,
@@ -120,7 +121,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--renders-per-prompt",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="render every training prompt this many times instead of --dataset images drawn by form mix",
     )
@@ -134,15 +135,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--constant-lr", action="store_true", help="keep --lr after warm-up (no cosine decay)")
     p.add_argument(
         "--finish-steps",
-        type=int,
+        type=non_negative_int,
         nargs="+",
         default=FINISH["steps"],
         help="finishing stage: full-UNet steps on renders at --finish-layouts shared layouts, one `mmpref train`"
         " run per number, each continuing the previous one with a fresh optimizer and warm-up (0: none)",
     )
-    p.add_argument("--finish-layouts", type=int, default=FINISH["layouts"], help="render seeds per prompt")
-    p.add_argument("--finish-lr", type=float, default=FINISH["lr"])
-    p.add_argument("--finish-batch", type=int, default=FINISH["batch"])
+    p.add_argument("--finish-layouts", type=positive_int, default=FINISH["layouts"], help="render seeds per prompt")
+    p.add_argument("--finish-lr", type=positive_float, default=FINISH["lr"])
+    p.add_argument("--finish-batch", type=positive_int, default=FINISH["batch"])
     p.add_argument(
         "--finish-forms",
         choices=("all", "relation"),

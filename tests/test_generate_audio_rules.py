@@ -21,7 +21,7 @@ from mmpref.pipelines.perturbation import (
     temporal_edits,
 )
 from mmpref.pipelines.seeds import derive_seed
-from mmpref.sandbox.audio.grammar import parse_prompt
+from mmpref.sandbox.audio.grammar import EventGroup, parse_prompt
 
 SEQUENTIAL_CASES = [  # caption, its events in time order
     ("A dog barks followed by a man speaking", ["a dog barks", "a man speaking"]),
@@ -74,9 +74,15 @@ def test_audio_world_prompts_are_edited_in_their_grammar():
     original = parse_prompt(prompt)
     drops = [e for e in edits if len(e.groups) == 1]
     assert {d.groups[0] for d in drops} == set(original.groups)
-    swaps = [e for e in edits if len(e.groups) == 2]
-    assert swaps and all(sum(a != b for a, b in zip(e.groups, original.groups)) == 1 for e in swaps)
+    swaps = [e for e in edits if len(e.groups) == 2 and [g.count for g in e.groups] == [1, 2]]
+    assert len(swaps) == 8 and all(sum(a != b for a, b in zip(e.groups, original.groups)) == 1 for e in swaps)
+    fewer = [e for e in edits if [g.count for g in e.groups] == [1, 1]]
+    assert [e.groups for e in fewer] == [(original.groups[0], EventGroup("click", 1))], "one click dropped of two"
+    assert len(edits) == len(drops) + len(swaps) + len(fewer) and len(set(edits)) == len(edits)
     assert all(not e.same_scene(original) for e in edits)
+    counts = [parse_prompt(e).groups for e in event_edits("three noise bursts")]
+    assert (EventGroup("noise burst", 2),) in counts and (EventGroup("noise burst", 1),) not in counts
+    assert event_edits("a click") and all(parse_prompt(e).groups[0].count == 1 for e in event_edits("a click"))
 
 
 def test_rule_perturber_is_deterministic_distinct_and_prefers_reordering():

@@ -149,12 +149,13 @@ def test_finishing_an_unexported_directory_says_what_to_point_at(tmp_path):
     assert not (tmp_path / "layout_pairs.parquet").exists()  # nothing rendered for a run that cannot start
 
 
-@pytest.mark.parametrize("steps", [["1500", "0"], ["-5"]])
-def test_finishing_rounds_need_steps(steps, capsys):
+@pytest.mark.parametrize("steps, message", [(["1500", "0"], "every round needs >= 1 step"),
+                                            (["-5"], "argument --finish-steps: -5 is out of range: give an integer >= 0")])
+def test_finishing_rounds_need_steps(steps, message, capsys):
     script = load_script(SCRIPT)
     with pytest.raises(SystemExit):
         script.parse_args(["--finish-steps", *steps])
-    assert "every round needs >= 1 step" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_finishing_relation_prompts_only(tmp_path):

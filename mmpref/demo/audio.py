@@ -22,9 +22,15 @@ its pairs (reward accuracy 0.75-0.89) while the samples stayed the same (82-93 %
 prompts). beta 20000 with an EMA of the LoRA, the sampler's own latents in place of re-encoded clips and
 count/order-contrast pairs from shared noise gave +0.016 at most; beta 300, 1,200 steps and a full-UNet
 fine-tune stayed within 0.04 of the base (screens of 125 held-out prompts x 2 seeds). With 10 steps (base
-0.506; 600 training steps to use the time saved) the gain was +0.038 [+0.012, +0.066], win rate 0.59. On the 15-step pairs (training at one thread), an EMA of the LoRA gave
-+0.042, beta 5000 with it +0.034, beta 1000 +0.048, lr 2e-3 +0.026, timestep_range [0.3, 1] +0.020,
-LoRA rank 16 on the ResNet convs too +0.054: the recipe plateaus near +0.05 on this base.
+0.506; 600 training steps to use the time saved) the gain was +0.038 [+0.012, +0.066], win rate 0.59.
+On the 15-step pairs (training at one thread), an EMA of the LoRA gave +0.042, beta 5000 with it +0.034,
+beta 1000 +0.048, lr 2e-3 +0.026, timestep_range [0.3, 1] +0.020, LoRA rank 16 on the ResNet convs too
++0.054. Data did not move it either (2026-12-07, same eval): Tango 2's SFT epoch on the winners first
+(training.sft_epochs 1, then DPO to step 400) +0.032; the winners' denoising loss alone for 400 steps
+broke the base (0.180: its own 15-step clips are worse training data than the renders it learned from);
+1,004 near-miss pairs (an original-prompt clip against clips of prompts one sound, count or order away,
+perturbation strategy) +0.016, with the demo's pairs +0.034; three times the pairs (the 10-, 15- and
+25-step sets, 3,217) +0.032, for 800 steps +0.022. The recipe plateaus near +0.05 on this base.
 """
 
 from __future__ import annotations
