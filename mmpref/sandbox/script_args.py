@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 
 def _number(kind: type, low: float | None, high: float | None, *, low_open: bool = False,
-            high_open: bool = False, what: str) -> Callable[[str], float]:
-    def parse(text: str):
+            high_open: bool = False, what: str) -> Callable[[str], int | float]:
+    def parse(text: str) -> int | float:
         try:
             value = kind(text)
         except ValueError:
