@@ -147,18 +147,19 @@ def _world_edits(prompt: Any, kind: str) -> list[str]:
         if prompt.connective is not None:
             out.append(Prompt(prompt.groups[::-1], prompt.connective).text)
         return out
+
+    def with_group(i: int, group: Any) -> str:
+        """The prompt with its group i replaced."""
+        return Prompt(tuple(groups[:i] + [group] + groups[i + 1:]), prompt.connective).text
+
     for i, group in enumerate(groups):  # swap: another sound in one group
         taken = {g.sound for j, g in enumerate(groups) if j != i}
-        for sound in SOUNDS:
-            if sound != group.sound and sound not in taken:
-                out.append(Prompt(tuple(groups[:i] + [EventGroup(sound, group.count)] + groups[i + 1:]),
-                                  prompt.connective).text)
+        out += [with_group(i, EventGroup(sound, group.count)) for sound in SOUNDS
+                if sound != group.sound and sound not in taken]
     if len(groups) == 2:  # drop: keep one group
         out += [Prompt((groups[1],)).text, Prompt((groups[0],)).text]
-    for i, group in enumerate(groups):  # drop one event of a group of several ("two clicks" -> "a click")
-        if group.count > 1:
-            out.append(Prompt(tuple(groups[:i] + [EventGroup(group.sound, group.count - 1)] + groups[i + 1:]),
-                              prompt.connective).text)
+    # drop one event of a group of several ("two clicks" -> "a click")
+    out += [with_group(i, EventGroup(g.sound, g.count - 1)) for i, g in enumerate(groups) if g.count > 1]
     return out
 
 
