@@ -100,19 +100,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmpref.audio.mel import HOP_LENGTH, SAMPLE_RATE, log_mel, prepare_waveform
-from mmpref.sandbox.audio.grammar import FORMS
-from mmpref.sandbox.audio.render import render
-from mmpref.sandbox.audio.split import split_prompts
-from mmpref.sandbox.audio_base import architecture as arch
-from mmpref.sandbox.audio_base.base import DEFAULT_SAMPLER, INFO_FILE
-from mmpref.sandbox.script_args import (
+from mmpref.arg_types import (
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
     unit_interval,
 )
+from mmpref.audio.mel import HOP_LENGTH, SAMPLE_RATE, log_mel, prepare_waveform
+from mmpref.sandbox.audio.grammar import FORMS
+from mmpref.sandbox.audio.render import render
+from mmpref.sandbox.audio.split import split_prompts
+from mmpref.sandbox.audio_base import architecture as arch
+from mmpref.sandbox.audio_base.base import DEFAULT_SAMPLER, INFO_FILE
 
 RUN_TIME = "about 83 minutes on 2 CPU cores with --threads 2 (UNet 7,000 steps ~46 min); see audio_world.json"
 FORM_MIX = {"single": 0.2, "count": 0.3, "sequence": 0.5}

@@ -68,7 +68,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmpref.sandbox.script_args import non_negative_int, positive_float, positive_int, unit_interval
+from mmpref.arg_types import non_negative_int, positive_float, positive_int, unit_interval
 from mmpref.sandbox.shapes import architecture as arch
 from mmpref.sandbox.shapes.grammar import FORMS
 from mmpref.sandbox.shapes.render import render

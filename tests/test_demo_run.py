@@ -89,8 +89,6 @@ def test_demo_configs_and_override_errors(capsys):
     assert code == 2 and "STAGE.KEY.PATH=VALUE" in capsys.readouterr().err
     code = main(["demo", "eval.seeds_per_prompt=0"])
     assert code == 2 and "seeds_per_prompt" in capsys.readouterr().err
-    code = main(["demo", "--train-threads", "-1"])
-    assert code == 2 and "--train-threads must be 0 or more" in capsys.readouterr().err
 
 
 def test_shipped_bases_resolve_to_the_installed_copy_when_named_or_missing(tmp_path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mmpref.arg_types import non_negative_int, positive_int
+
 EPILOG = """\
 stages (each a bundled config: `mmpref cp NAME my.yaml`, edit, pass it back with --generate-config/--train-config):
   1. generate  shapes_demo_generate  sample the shipped base on 351 training prompts, score, pair -> OUT/pairs
@@ -37,11 +39,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, help="output directory (default ./mmpref-demo, audio: ./mmpref-demo-audio)")
     parser.add_argument("--generate-config", default=None, help="generate config (default shapes_demo_generate)")
     parser.add_argument("--train-config", "--config", default=None, help="train config (default shapes_dpo)")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch CPU threads per sampling process (default 1: sampling runs in two processes, one "
                         "per core, see generate.runtime.processes and eval.processes; two threads on a CPU shared "
                         "with other work can run 10x slower)")
-    parser.add_argument("--train-threads", type=int, default=2,
+    parser.add_argument("--train-threads", type=non_negative_int, default=2,
                         help="torch CPU threads of the train stage, which runs alone in one process (default 2, "
                         "capped at the machine's CPUs, 1.6x faster per step than 1 on an idle 2-core machine; "
                         "0: the same as --threads)")
@@ -50,7 +52,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mmpref.demo.run import DEFAULT_GENERATE, DEFAULT_TRAIN, DemoSettings, format_summary, run_demo
-    from mmpref.errors import UserError
 
     generate, train, out, runner = DEFAULT_GENERATE, DEFAULT_TRAIN, "./mmpref-demo", run_demo
     if args.world == "audio":
@@ -58,8 +59,6 @@ def run(args: argparse.Namespace) -> int:
 
         generate, train, out, runner = audio.DEFAULT_GENERATE, audio.DEFAULT_TRAIN, audio.DEFAULT_OUT, audio.run_audio_demo
     out = args.out or out
-    if args.train_threads < 0:
-        raise UserError(f"--train-threads must be 0 or more, got {args.train_threads}.")
     settings = DemoSettings(out=out, generate_config=args.generate_config or generate,
                             train_config=args.train_config or train, overrides=list(args.overrides),
                             threads=args.threads, train_threads=args.train_threads or None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mmpref.arg_types import positive_int
 from mmpref.config import apply_overrides
 
 EPILOG = """\
@@ -34,12 +35,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("models", nargs="+", metavar="MODEL", help="NAME=PATH, NAME=LORA_DIR@BASE or a path")
     parser.add_argument("--prompts", default=None, help="builtin:NAME, a text file or a data file (default "
                         "builtin:shapes_heldout; for audio models builtin:audio_heldout)")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N prompts")
-    parser.add_argument("--seeds", type=int, default=None, help="samples per prompt and model (default 4)")
+    parser.add_argument("--limit", type=positive_int, default=None, help="only the first N prompts")
+    parser.add_argument("--seeds", type=positive_int, default=None, help="samples per prompt and model (default 4)")
     parser.add_argument("--scorers", default=None, help="comma-separated reward models (default shapes_truth; for audio models "
                         "audio_truth)")
     parser.add_argument("--out", default=None, help="output directory (default ./mmpref-eval)")
-    parser.add_argument("--processes", type=int, default=None,
+    parser.add_argument("--processes", type=positive_int, default=None,
                         help="CPU sampling processes (default 1); the images do not depend on it")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="any other setting (seed, steps, guidance_scale, batch_size, resamples, "

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mmpref.arg_types import positive_int
 from mmpref.errors import UserError, did_you_mean
 
 OUTPUT_FORMATS = (".csv", ".jsonl", ".parquet")
@@ -51,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="point a scorer at local weights (repeatable), e.g. pickscore=/models/PickScore_v1")
     parser.add_argument("--param", action="append", default=[], metavar="NAME.KEY=VALUE",
                         help="set any scorer parameter (repeatable), e.g. owlv2.threshold=0.2")
-    parser.add_argument("--batch-size", type=int, help="batch size for every scorer (default: each scorer's own)")
+    parser.add_argument("--batch-size", type=positive_int, help="batch size for every scorer (default: each scorer's own)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     parser.add_argument("--dtype", default="float32", help="float32, float16 or bfloat16 (default: float32)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

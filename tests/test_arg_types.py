@@ -1,4 +1,4 @@
-"""The base scripts' numeric flags are range-checked when parsed: a bad value names its flag and the range."""
+"""Numeric flags of the base scripts and the CLI are range-checked when parsed: a bad value names its flag and range."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mmpref.sandbox.script_args import (
+from mmpref.arg_types import (
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -49,6 +49,23 @@ def test_scripts_stop_at_parse_time_naming_the_flag(script, argv, message, capsy
     assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--train-threads", "-1"], "mmpref demo: error: argument --train-threads: -1 is out of range: give an integer >= 0"),
+    (["demo", "--threads", "0"], "argument --threads: 0 is out of range: give an integer >= 1"),
+    (["eval", "base=shapes_base", "--seeds", "0"], "mmpref eval: error: argument --seeds: 0 is out of range"),
+    (["eval", "base=shapes_base", "--limit", "-1"], "argument --limit: -1 is out of range: give an integer >= 1"),
+    (["eval", "base=shapes_base", "--processes", "two"], "argument --processes: 'two' is not an integer"),
+    (["score", "--model", "shapes_truth", "-o", "s.csv", "--batch-size", "0", "x.png"], "argument --batch-size: 0"),
+])
+def test_cli_flags_stop_at_parse_time_naming_the_flag(argv, message, capsys):
+    """Before, `eval --limit -1` read as "no usable prompt" and `eval --seeds 0` named a config key never typed."""
+    from mmpref.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("script", ["train_audio_base.py", "train_shapes_base.py"])
 def test_defaults_pass_their_own_checks(script, monkeypatch):
     """Every default is inside its flag's range (argparse does not run `type` on non-string defaults)."""
@@ -62,7 +79,7 @@ def test_defaults_pass_their_own_checks(script, monkeypatch):
 
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
     parsed = module.parse_args([])
-    checked = {a.dest: a.type for a in actions if getattr(a.type, "__module__", "").endswith("script_args")}
+    checked = {a.dest: a.type for a in actions if getattr(a.type, "__module__", "").endswith("arg_types")}
     assert len(checked) >= 15
     for dest, parse in checked.items():
         value = getattr(parsed, dest)

@@ -1,5 +1,6 @@
-"""argparse types for the worlds' base scripts: a flag out of range stops the run at parse time with the flag's
-name, instead of minutes later inside a training stage (a zero batch, a negative learning rate, an EMA of 1.5)."""
+"""argparse types for numeric flags (the `mmpref` commands and the worlds' base scripts): a flag out of range stops
+at parse time with the flag's name, instead of minutes later inside a stage (a zero batch, a negative learning
+rate, an EMA of 1.5) or as a message about a config key the user never typed."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ def _number(kind: type, low: float | None, high: float | None, *, low_open: bool
 
 
 positive_int = _number(int, 1, None, what="an integer >= 1")
-"""Steps, batch sizes, dataset sizes, thread counts."""
+"""Steps, batch sizes, dataset sizes, thread and process counts, seeds per prompt."""
 non_negative_int = _number(int, 0, None, what="an integer >= 0")
-"""Counts where 0 switches a stage off (--finish-steps 0, --text-steps 0)."""
+"""Counts where 0 switches a stage off or means a default (--finish-steps 0, demo --train-threads 0)."""
 positive_float = _number(float, 0.0, None, low_open=True, what="a number > 0")
 """Learning rates."""
 non_negative_float = _number(float, 0.0, None, what="a number >= 0")
