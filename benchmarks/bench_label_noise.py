@@ -141,13 +141,9 @@ def kept_ci(base, clean, noisy, idx) -> dict[str, object]:
     """
     import numpy as np
 
-    from mmpref.evaluation.stats import percentile_interval
+    from mmpref.evaluation.stats import percentile_interval, prompt_means
 
-    def gain(values):
-        return (values - base).mean(axis=1)  # per prompt
-
-    clean_g, noisy_g = gain(clean), gain(noisy)
-    clean_r, noisy_r = clean_g[idx].mean(axis=1), noisy_g[idx].mean(axis=1)
+    (clean_g, clean_r), (noisy_g, noisy_r) = prompt_means(clean - base, idx), prompt_means(noisy - base, idx)
     ratio = np.where(clean_r > 0, noisy_r / np.where(clean_r > 0, clean_r, 1.0), np.nan)
     point = noisy_g.mean() / clean_g.mean() if clean_g.mean() > 0 else float("nan")
     return {"kept": float(point), "ci95": percentile_interval(ratio), "undefined": int(np.isnan(ratio).sum())}

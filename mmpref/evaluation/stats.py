@@ -46,11 +46,16 @@ def percentile_interval(stats: np.ndarray, level: float = 0.95) -> list[float]:
     return [float(low), float(high)]
 
 
+def prompt_means(values: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-prompt means of a [prompts, seeds] (or [prompts]) array and the mean of each bootstrap resample of them;
+    ratios and other statistics of several arrays take their resamples from here, so they stay paired."""
+    per_unit = _as_units(values).mean(axis=1)  # every prompt has the same number of seeds
+    return per_unit, per_unit[idx].mean(axis=1)
+
+
 def mean_ci(values: np.ndarray, idx: np.ndarray, level: float = 0.95) -> dict[str, object]:
     """Mean of a [prompts, seeds] (or [prompts]) array and its bootstrap CI over prompts."""
-    units = _as_units(values)
-    per_unit = units.mean(axis=1)  # every prompt has the same number of seeds
-    stats = per_unit[idx].mean(axis=1)
+    per_unit, stats = prompt_means(values, idx)
     return {"mean": float(per_unit.mean()), "ci95": percentile_interval(stats, level)}
 
 
