@@ -31,7 +31,8 @@ class LoraSettings:
 @dataclass
 class EMASettings:
     enabled: bool = False  # keep an exponential moving average of the trained weights (full: the module, lora: the factors); saved as the output
-    decay: float = 0.9999
+    decay: float = 0.9999  # a ceiling: diffusers' EMAModel uses min(decay, (1 + t) / (10 + t)) at step t, so decay d
+    # is reached only after (10d - 1) / (1 - d) steps (0.99: 890, 0.9999: ~90,000); shorter runs average fewer steps
     update_after_step: int = 0
 
     def check(self) -> None:
