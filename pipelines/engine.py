@@ -30,7 +30,7 @@ from mmpref.pipelines.sampling import Sampler
 from mmpref.pipelines.settings import OutputConfig, RuntimeConfig
 from mmpref.pipelines.shards import RunDirectory
 from mmpref.pipelines.worker import ShardWorker
-from mmpref.pipelines.writer import write_pairs
+from mmpref.pipelines.writer import write_pairs, write_samples
 
 
 @dataclass
@@ -52,8 +52,8 @@ class Job:
     plugin_modules: tuple[str, ...] = ()  # modules that register the job's components (re-imported by workers)
     # Optional hooks for pipelines whose shards are not ShardWorker's (text-to-audio: strategies, several scorers):
     open_worker: Callable[[Sampler, Any], Any] | None = None  # (sampler, scorer) -> object with run() and scorer_name
-    write_rows: Callable[[list[dict[str, Any]], Any], int] | None = None  # (rows, path) -> bytes; default write_pairs
-    contact_sheet: Callable[[list[dict[str, Any]], Any], None] | None = None  # (rows, path); default: PNG pairs
+    write_rows: Callable[[list[dict[str, Any]], Any], int] | None = None  # (rows, path) -> bytes; default from strategy
+    contact_sheet: Callable[[list[dict[str, Any]], Any], None] | None = None  # (rows, path); default: PNG rows
     finish: Callable[[Any, list[dict[str, Any]], dict[str, Any]], None] | None = None  # (rundir, records, summary)
 
 
@@ -148,7 +148,7 @@ def run_worker(run: _Run, rank: int, world: int, device: torch.device | None = N
         worker = ShardWorker(job.open_sampler(device), scorer, samples_per_prompt=job.samples_per_prompt,
                              seed=job.seed, batch_size=job.runtime.batch_size, pairing=job.pairing,
                              filters=job.filters, transform=resolve_transform(job.prompts.transform))
-    write = job.write_rows or write_pairs
+    write = job.write_rows or (write_samples if job.pairing.unpaired else write_pairs)
     desc = "generate" if world == 1 else f"generate [{rank + 1}/{world}]"
     with tqdm(total=total, initial=done, unit="prompt", desc=desc, disable=not job.runtime.progress,
               position=rank if world > 1 else None, dynamic_ncols=True, smoothing=0.1, bar_format=BAR_FORMAT) as bar:
@@ -166,7 +166,7 @@ def run_worker(run: _Run, rank: int, world: int, device: torch.device | None = N
                 "device": str(device), "threads": threads, "batch_size": job.runtime.batch_size,
             })
             rundir.refresh_manifest(job.pipeline, run.content)
-            bar.set_postfix(pairs=len(result.rows), refresh=False)
+            bar.set_postfix({"samples" if job.pairing.unpaired else "pairs": len(result.rows)}, refresh=False)
     return len(todo)
 
 
@@ -225,7 +225,7 @@ def run_generation(factory: JobFactory, config: Any) -> dict[str, Any]:
     """`mmpref generate` for any pipeline: returns the summary (also written to summary.json)."""
     from accelerate import PartialState
 
-    from mmpref.pipelines.report import finalize
+    from mmpref.pipelines.report import finalize, written_phrase
 
     job = factory(config)
     run = _prepare(job)
@@ -256,8 +256,8 @@ def run_generation(factory: JobFactory, config: Any) -> dict[str, Any]:
     if not state.is_main_process:
         return {}
     summary = finalize(rundir, run.prompts, job, run.content)
-    pairs, samples = summary["pairs"]["kept"], summary["samples"]
-    print(f"wrote {pairs} pairs from {summary['prompts']['used']} prompts ({samples['failed']} of "
+    samples = summary["samples"]
+    print(f"wrote {written_phrase(summary)} from {summary['prompts']['used']} prompts ({samples['failed']} of "
           f"{samples['requested']} samples failed) to {rundir.data_dir}; report: {rundir.root / 'summary.json'}")
     return summary
 

@@ -1,18 +1,25 @@
 """Pair filters on scores (and sample hashes for dedup), each counting what it drops.
 
 Filters run in a fixed order and a pair is counted under the first filter that drops it, so the
-summary's drop counts add up to candidates - kept.
+summary's drop counts add up to candidates - kept. Unpaired runs (single labelled samples) only dedup:
+the score filters judge a pair's two scores, which a single sample does not have.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from mmpref.pipelines.pairing import Candidate
 
 FILTERS = ("tie", "min_margin", "max_margin", "min_winner_score", "min_loser_score", "duplicate")
 """Filter names in the order they run (the keys of summary.json's pairs.dropped)."""
+
+PAIR_ONLY = ("min_margin", "max_margin", "min_winner_score", "min_loser_score")
+"""The filters that judge a pair's scores, refused with pairing.strategy: unpaired."""
+
+SAMPLE_FILTERS = ("duplicate",)
+"""Filter names of an unpaired run (the keys of summary.json's samples_written.dropped)."""
 
 
 @dataclass
@@ -28,6 +35,17 @@ class FiltersConfig:
             raise ValueError("filters.min_margin must be >= 0.")
         if self.max_margin is not None and self.max_margin < self.min_margin:
             raise ValueError("filters.max_margin must be >= filters.min_margin.")
+
+    def check_unpaired(self) -> None:
+        """Refuse the pair filters on an unpaired run instead of silently ignoring them (they would change
+        nothing, so a config that sets one says something other than what the run does)."""
+        defaults = {f.name: f.default for f in fields(FiltersConfig)}
+        for name in PAIR_ONLY:
+            if getattr(self, name) != defaults[name]:
+                unset = "null" if defaults[name] is None else f"{defaults[name]:g}"
+                raise ValueError(f"filters.{name} filters pairs, but pairing.strategy: unpaired writes single "
+                                 f"samples; unset it (filters.{name}={unset}): pairing.threshold decides which "
+                                 "samples are desirable.")
 
 
 def count_drops(candidates: Sequence[Candidate], names: Sequence[str],
@@ -74,3 +92,15 @@ def filter_pairs(candidates: Sequence[Candidate], scores: Sequence[float], hashe
         return None
 
     return count_drops(candidates, FILTERS, first_failed_check, hashes, config.dedup)
+
+
+def dedup_samples(hashes: Sequence[str], dedup: bool) -> tuple[list[int], dict[str, int]]:
+    """Positions of one prompt's samples to write (with `dedup`, the first of identical samples only: a
+    repeat would count twice in an unpaired loss) and the drops per SAMPLE_FILTERS name."""
+    kept: list[int] = []
+    seen: set[str] = set()
+    for position, digest in enumerate(hashes):
+        if not (dedup and digest in seen):
+            kept.append(position)
+        seen.add(digest)
+    return kept, {"duplicate": len(hashes) - len(kept)}

@@ -3,16 +3,19 @@
 summary.json says what happened to every prompt and sample (used, skipped with a reason, failed with
 a reason, paired, dropped by which filter), so nothing leaves the pipeline unaccounted for;
 score_distributions.png and contact_sheet.png let a person check the scorer's judgement at a glance.
+An unpaired run (pairing.strategy: unpaired) reports samples_written (desirable, undesirable) instead of
+pairs and margins, and its contact sheet puts desirable samples beside undesirable ones.
 """
 
 from __future__ import annotations
 
+import itertools
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mmpref.pipelines.filters import FILTERS
+from mmpref.pipelines.filters import FILTERS, SAMPLE_FILTERS
 from mmpref.pipelines.prompts import PromptList
 from mmpref.pipelines.shards import RunDirectory, write_json
 
@@ -29,16 +32,37 @@ def describe(values: Sequence[float]) -> dict[str, float | int | None]:
             "median": q[1], "p75": q[2], "max": ordered[-1]}
 
 
+def _dropped(records: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, int]:
+    """Drops per filter name, summed over the shard records."""
+    return {name: sum(int(r["dropped"].get(name, 0)) for r in records) for name in names}
+
+
+def _pairs_block(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """summary.json's pairs: candidates, kept and drops per filter (they add up)."""
+    names = list(FILTERS) if not records or all(n in FILTERS for r in records for n in r["dropped"]) else \
+        list(dict.fromkeys(n for r in records for n in r["dropped"]))  # a pipeline's own filters (text-to-audio)
+    return {"candidates": sum(int(r["candidates"]) for r in records), "kept": sum(int(r["rows"]) for r in records),
+            "dropped": _dropped(records, names), "check": "candidates == kept + sum(dropped)"}
+
+
+def _samples_block(records: Sequence[dict[str, Any]], labels: Sequence[bool], threshold: float | None) -> dict[str, Any]:
+    """summary.json's samples_written of an unpaired run: rows by label (from the written label column) and
+    the scored samples dropped, so every scored sample is accounted for."""
+    desirable = sum(bool(label) for label in labels)
+    return {"threshold": threshold, "kept": sum(int(r["rows"]) for r in records), "desirable": desirable,
+            "undesirable": len(labels) - desirable, "dropped": _dropped(records, SAMPLE_FILTERS),
+            "check": "samples.scored == kept + sum(dropped)"}
+
+
 def build_summary(records: Sequence[dict[str, Any]], prompts: PromptList, pipeline: str, scorer: str,
-                  margins: Sequence[float]) -> dict[str, Any]:
+                  margins: Sequence[float], labels: Sequence[bool] | None = None,
+                  threshold: float | None = None) -> dict[str, Any]:
+    """The run's summary.json; `labels` (the written label column) marks an unpaired run, whose rows are
+    samples: counted under samples_written, without pairs and margins."""
     samples = [s for r in records for s in r["samples"]]
     failures = [s for s in samples if s.get("reason")]
     scores = [float(s["score"]) for s in samples if s.get("score") is not None]
-    names = list(FILTERS) if not records or all(n in FILTERS for r in records for n in r["dropped"]) else \
-        list(dict.fromkeys(n for r in records for n in r["dropped"]))  # a pipeline's own filters (text-to-audio)
-    dropped = {name: sum(int(r["dropped"].get(name, 0)) for r in records) for name in names}
-    candidates = sum(int(r["candidates"]) for r in records)
-    kept = sum(int(r["rows"]) for r in records)
+    unpaired = labels is not None
     seconds = sum(float(r["seconds"]) for r in records)
     by_stage: dict[str, int] = {}
     for f in failures:
@@ -49,16 +73,17 @@ def build_summary(records: Sequence[dict[str, Any]], prompts: PromptList, pipeli
         "prompts": {"source": prompts.source, "used": len(prompts.prompts),
                     "done": sum(len(r["prompt_indices"]) for r in records),
                     "skipped": len(prompts.skipped), "skipped_rows": prompts.skipped,
-                    "without_pairs": [u for r in records for u in r.get("unpaired", [])]},
+                    "without_samples" if unpaired else "without_pairs":
+                        [u for r in records for u in r.get("unpaired", [])]},
         "samples": {"requested": len(samples), "scored": len(scores), "failed": len(failures),
                     "failed_by_stage": by_stage},
         "failures": [{k: f.get(k) for k in ("prompt_index", "sample_index", "seed", "stage", "reason")}
                      for f in failures],
-        "pairs": {"candidates": candidates, "kept": kept, "dropped": dropped,
-                  "check": "candidates == kept + sum(dropped)"},
+        **({"samples_written": _samples_block(records, labels, threshold)} if labels is not None else
+           {"pairs": _pairs_block(records)}),
         "scorer": scorer,
         "scores": describe(scores),
-        "margins": describe(list(margins)),
+        **({} if unpaired else {"margins": describe(list(margins))}),
         "shards": len(records),
         "throughput": {"generation_seconds": round(seconds, 3),
                        "samples_per_second": round(len(samples) / seconds, 3) if seconds else None},
@@ -85,33 +110,95 @@ def plot_histograms(panels: Sequence[tuple[str, Sequence[float]]], path: Path, c
     plt.close(fig)
 
 
-def plot_distributions(scores: Sequence[float], margins: Sequence[float], path: Path, scorer: str) -> None:
-    """Two histograms side by side: every scored sample, and the margin of every kept pair."""
-    plot_histograms([(f"sample scores ({scorer})", scores), ("kept pair margins", margins)], path, "#4c72b0")
+def plot_distributions(scores: Sequence[float], written: Sequence[tuple[str, Sequence[float]]], path: Path,
+                       scorer: str) -> None:
+    """Histograms side by side: every scored sample, then the written rows' panels (the margin of every kept
+    pair, or the scores of the desirable and the undesirable samples)."""
+    plot_histograms([(f"sample scores ({scorer})", scores), *written], path, "#4c72b0")
 
 
-def contact_sheet(rows: Sequence[dict[str, Any]], path: Path, cell: int = 128) -> None:
-    """A PNG grid of pairs: chosen | rejected per line, with scores, margin and the prompt."""
+Tile = tuple[bytes | None, str, str]
+"""One cell of a contact sheet: encoded image (None: left blank), a caption and a second caption line."""
+
+
+def draw_sheet(lines: Sequence[Sequence[Tile]], path: Path, empty: str, cell: int = 128) -> None:
+    """A PNG of two tiles per line, each under its captions (`empty` when there are no lines): the layout of
+    every image contact sheet."""
     import io
 
     from PIL import Image, ImageDraw
 
-    label_h, gap = 30, 6
-    width = 2 * cell + 3 * gap
-    sheet = Image.new("RGB", (width, max(1, len(rows)) * (cell + label_h + gap) + gap), "white")
+    label_h, gap, columns = 30, 6, 2
+    width = columns * cell + (columns + 1) * gap
+    sheet = Image.new("RGB", (width, max(1, len(lines)) * (cell + label_h + gap) + gap), "white")
     draw = ImageDraw.Draw(sheet)
-    if not rows:
-        draw.text((gap, gap), "no pairs kept", fill="black")
-    for i, row in enumerate(rows):
+    if not lines:
+        draw.text((gap, gap), empty, fill="black")
+    for i, line in enumerate(lines):
         top = gap + i * (cell + label_h + gap)
-        for j, key in enumerate(("chosen", "rejected")):
-            with Image.open(io.BytesIO(row[key])) as image:
-                tile = image.convert("RGB").resize((cell, cell), Image.NEAREST)
-            sheet.paste(tile, (gap + j * (cell + gap), top + label_h))
-        draw.text((gap, top), str(row["prompt"])[:40], fill="black")
-        draw.text((gap, top + 14), f"{row['chosen_score']:.3g} > {row['rejected_score']:.3g}  "
-                                   f"(margin {row['margin']:.3g})", fill="#444444")
+        for j, (data, caption, detail) in enumerate(line):
+            left = gap + j * (cell + gap)
+            if data is not None:
+                with Image.open(io.BytesIO(data)) as image:
+                    sheet.paste(image.convert("RGB").resize((cell, cell), Image.NEAREST), (left, top + label_h))
+            draw.text((left, top), caption, fill="black")
+            draw.text((left, top + 14), detail, fill="#444444")
     sheet.save(path)
+
+
+def contact_sheet(rows: Sequence[dict[str, Any]], path: Path, cell: int = 128) -> None:
+    """A PNG grid of pairs: chosen | rejected per line, with scores, margin and the prompt."""
+    draw_sheet([[(row["chosen"], str(row["prompt"])[:40], f"{row['chosen_score']:.3g} > "
+                  f"{row['rejected_score']:.3g}  (margin {row['margin']:.3g})"), (row["rejected"], "", "")]
+                for row in rows], path, "no pairs kept", cell)
+
+
+def sample_contact_sheet(rows: Sequence[dict[str, Any]], path: Path, cell: int = 128) -> None:
+    """A PNG grid of an unpaired run: desirable | undesirable samples per line (not of the same prompt), each
+    with its score and prompt, so the threshold's cut can be checked by eye."""
+
+    def tile(row: dict[str, Any] | None) -> Tile:
+        if row is None:
+            return None, "", ""
+        return row["image"], f"{'desirable' if row['label'] else 'undesirable'} {row['score']:.4g}", \
+            str(row["prompt"])[:20]
+
+    desirable = [r for r in rows if r["label"]]
+    undesirable = [r for r in rows if not r["label"]]
+    draw_sheet([[tile(good), tile(bad)] for good, bad in itertools.zip_longest(desirable, undesirable)],
+               path, "no samples written", cell)
+
+
+def leading_rows(files: Sequence[Path], want: int, groups: Sequence[Hashable] = (None,),
+                 key: Callable[[dict[str, Any]], Hashable] = lambda row: None) -> list[dict[str, Any]]:
+    """The first `want` rows of the shards per group (`key` of a row, one of `groups`), read shard by shard
+    only until every group is full: the contact sheet's rows without loading the whole dataset."""
+    import pyarrow.parquet as pq
+
+    counts = dict.fromkeys(groups, 0)
+    out: list[dict[str, Any]] = []
+    for f in files:
+        if all(n >= want for n in counts.values()):
+            break
+        for row in pq.read_table(f).to_pylist():
+            group = key(row)
+            if counts.get(group, want) < want:
+                counts[group] += 1
+                out.append(row)
+    return out
+
+
+def rows_written(summary: dict[str, Any]) -> int:
+    """Rows of the dataset (pairs, or samples of an unpaired run) per its summary."""
+    return int(summary["samples_written" if "samples_written" in summary else "pairs"]["kept"])
+
+
+def written_phrase(summary: dict[str, Any]) -> str:
+    """What a run wrote, in words for a console line: "N pairs" or "N samples (D desirable, U undesirable)"."""
+    if "samples_written" in summary:
+        written = summary["samples_written"]
+        return f"{written['kept']} samples ({written['desirable']} desirable, {written['undesirable']} undesirable)"
+    return f"{summary['pairs']['kept']} pairs"
 
 
 def finalize(rundir: RunDirectory, prompts: PromptList, job: Any, content: dict[str, Any]) -> dict[str, Any]:
@@ -123,22 +210,30 @@ def finalize(rundir: RunDirectory, prompts: PromptList, job: Any, content: dict[
     if missing:
         raise RuntimeError(f"shards {missing[:5]} of {rundir.root} are incomplete after every process finished")
     files = [rundir.shard_file(k) for k in range(rundir.total_shards)]
-    margins: list[float] = []
-    sample_rows: list[dict[str, Any]] = []
     scorer = str(records[0].get("scorer", "")) if records else ""  # type: ignore[union-attr]
-    for f in files:
-        margin = pq.read_table(f, columns=["margin"]).column("margin").to_pylist()
-        margins.extend(margin)
-        want = job.output.contact_sheet_pairs - len(sample_rows)
-        if want > 0 and margin:
-            sample_rows.extend(pq.read_table(f).slice(0, want).to_pylist())
-    summary = build_summary(records, prompts, job.pipeline, scorer, margins)  # type: ignore[arg-type]
+    want = job.output.contact_sheet_pairs
+
+    def column(name: str) -> list[Any]:
+        return [v for f in files for v in pq.read_table(f, columns=[name]).column(name).to_pylist()]
+
+    if job.pairing.unpaired:
+        labels, written = column("label"), column("score")
+        summary = build_summary(records, prompts, job.pipeline, scorer, [], labels=labels,  # type: ignore[arg-type]
+                                threshold=job.pairing.threshold)
+        panels = [(f"desirable (score >= {job.pairing.threshold:.3g})", [s for s, ok in zip(written, labels) if ok]),
+                  ("undesirable", [s for s, ok in zip(written, labels) if not ok])]
+        sheet_rows = leading_rows(files, want, (True, False), key=lambda row: bool(row["label"]))
+        draw = sample_contact_sheet
+    else:
+        margins = column("margin")
+        summary = build_summary(records, prompts, job.pipeline, scorer, margins)  # type: ignore[arg-type]
+        panels, sheet_rows, draw = [("kept pair margins", margins)], leading_rows(files, want), contact_sheet
     if getattr(job, "finish", None) is not None:
         job.finish(rundir, records, summary)  # the pipeline's own report sections and plots
     write_json(rundir.root / "summary.json", summary)
     scores = [float(s["score"]) for r in records for s in r["samples"] if s.get("score") is not None]  # type: ignore[index]
-    plot_distributions(scores, margins, rundir.root / "score_distributions.png", scorer)
-    (getattr(job, "contact_sheet", None) or contact_sheet)(sample_rows, rundir.root / "contact_sheet.png")
+    plot_distributions(scores, panels, rundir.root / "score_distributions.png", scorer)
+    (getattr(job, "contact_sheet", None) or draw)(sheet_rows, rundir.root / "contact_sheet.png")
     rundir.write_manifest(job.pipeline, content, list(range(rundir.total_shards)), status="complete",
-                          rows=summary["pairs"]["kept"])
+                          rows=rows_written(summary))
     return summary

@@ -44,7 +44,7 @@ from mmpref.pipelines.audio_sampler import (
 from mmpref.pipelines.engine import Job, run_generation
 from mmpref.pipelines.filters import FiltersConfig
 from mmpref.pipelines.multi_filters import ScorerFilter, check_labels, filter_multi, filter_names
-from mmpref.pipelines.pairing import Candidate, PairingConfig, form_pairs
+from mmpref.pipelines.pairing import Candidate, PairingConfig, form_pairs, pairing_fingerprint
 from mmpref.pipelines.perturbation import Perturber, resolve_perturber
 from mmpref.pipelines.prompt_sets import PROMPT_SETS
 from mmpref.pipelines.prompts import Prompt, PromptsConfig, PromptTransform, resolve_transform
@@ -116,6 +116,9 @@ class TextToAudioPairsConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def check(self) -> None:
+        if self.pairing.unpaired:
+            raise ValueError("pairing.strategy: unpaired output is available for text_to_image_pairs; "
+                             f"{NAME} writes pairs (use best_vs_worst, all_pairs or ranked).")
         check_labels(self.scorers)
         if not self.strategies:
             raise ValueError("strategies: give at least one strategy.")
@@ -512,7 +515,7 @@ def make_job(config: TextToAudioPairsConfig) -> Job:
         "assign": config.assign,
         "perturbation": to_plain(config.perturbation),
         "scorers": to_plain(config.scorers),
-        "pairing": to_plain(config.pairing),
+        "pairing": pairing_fingerprint(config.pairing),
         "dedup": config.dedup,
         "wav_subtype": config.wav_subtype,
         "prompt_options": {k: prompts[k] for k in ("column", "split", "limit", "dedup", "transform")},

@@ -2,7 +2,9 @@
 
 Samples N images per prompt from the model being aligned, scores them with a registered reward model,
 pairs and filters them on the scores, and writes a dataset `mmpref train` reads as it is (the generic
-`prompt`/`chosen`/`rejected` schema, PNG bytes). Resumable, and splittable over processes.
+`prompt`/`chosen`/`rejected` schema, PNG bytes). With pairing.strategy: unpaired it writes every scored
+sample once, labelled by pairing.threshold (the `single` schema: `prompt`/`image`/`label`) for unpaired
+objectives such as KTO. Resumable, and splittable over processes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from mmpref.config import REQUIRED, Component, component, to_plain
 from mmpref.pipelines.engine import Job, run_generation
 from mmpref.pipelines.filters import FiltersConfig
 from mmpref.pipelines.image_sampler import DiffusersImageSampler, ImageModelConfig, ImageSamplingConfig
-from mmpref.pipelines.pairing import PairingConfig
+from mmpref.pipelines.pairing import PairingConfig, pairing_fingerprint
 from mmpref.pipelines.prompts import PromptsConfig
 from mmpref.pipelines.settings import OutputConfig, RuntimeConfig
 from mmpref.registry import PIPELINES
@@ -40,6 +42,9 @@ class TextToImagePairsConfig:
             raise ValueError("scorer.standardize: running statistics make a score depend on what was scored "
                              "before it, so resumed and multi-process runs would differ; use standardize: fixed "
                              "(mean and std per member) or none.")
+        if self.pairing.unpaired:
+            self.pairing.check_unpaired()
+            self.filters.check_unpaired()
 
 
 def _open_scorer(config: TextToImagePairsConfig, device: torch.device) -> Any:
@@ -55,7 +60,7 @@ def make_job(config: TextToImagePairsConfig) -> Job:
         "model": to_plain(config.model),
         "sampling": to_plain(config.sampling),
         "scorer": to_plain(config.scorer),
-        "pairing": to_plain(config.pairing),
+        "pairing": pairing_fingerprint(config.pairing),
         "filters": to_plain(config.filters),
         "prompt_options": {k: prompts[k] for k in ("column", "split", "limit", "dedup", "transform")},
         "prompts_per_shard": config.output.prompts_per_shard,

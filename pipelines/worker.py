@@ -3,7 +3,8 @@
 Requests go to the sampler in batches across prompts (prompt-major order, so batch composition is a
 function of the shard alone and a re-run reproduces it bit for bit); each batch is scored in one
 scorer call; a prompt is paired as soon as all its samples are in, and only the chosen and rejected
-samples are encoded.
+samples are encoded. With pairing.strategy: unpaired a prompt's scored samples become labelled single
+rows instead (deduplicated, every one encoded).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from mmpref.errors import UserError
-from mmpref.pipelines.filters import FILTERS, FiltersConfig, filter_pairs
-from mmpref.pipelines.pairing import PairingConfig, form_pairs
+from mmpref.pipelines.filters import FILTERS, SAMPLE_FILTERS, FiltersConfig, dedup_samples, filter_pairs
+from mmpref.pipelines.pairing import PairingConfig, form_pairs, label_samples
 from mmpref.pipelines.prompts import Prompt, PromptTransform
 from mmpref.pipelines.sampling import Sampler, SampleRequest
 from mmpref.pipelines.scoring import score_samples, scorer_label
@@ -78,7 +79,12 @@ class ShardResult:
     samples: list[dict[str, Any]] = field(default_factory=list)
     candidates: int = 0
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FILTERS, 0))
-    unpaired: list[dict[str, Any]] = field(default_factory=list)  # prompts that gave no pair, and why
+    unpaired: list[dict[str, Any]] = field(default_factory=list)  # prompts that gave no row, and why
+
+    def count_drops(self, dropped: dict[str, int]) -> None:
+        """Add one prompt's drop counts to the shard's."""
+        for name, count in dropped.items():
+            self.dropped[name] = self.dropped.get(name, 0) + count
 
     def raise_if_all_failed(self, prompts: Sequence[Prompt], noun: str, culprits: str) -> None:
         """Stop the run when not one sample of the shard succeeded: that is a systematic fault, not one bad
@@ -91,7 +97,7 @@ class ShardResult:
 
 
 class ShardWorker:
-    """Holds the loaded sampler and scorer and turns a list of prompts into pair rows."""
+    """Holds the loaded sampler and scorer and turns a list of prompts into rows (pairs, or labelled samples)."""
 
     def __init__(self, sampler: Sampler, scorer: Any, *, samples_per_prompt: int, seed: int, batch_size: int,
                  pairing: PairingConfig, filters: FiltersConfig, transform: PromptTransform | None = None) -> None:
@@ -128,11 +134,11 @@ class ShardWorker:
         return entries
 
     def run(self, prompts: Sequence[Prompt], on_prompt_done: Callable[[int], None] | None = None) -> ShardResult:
-        """Pair rows and per-sample records for `prompts`; raises if not one sample succeeded."""
+        """Rows and per-sample records for `prompts`; raises if not one sample succeeded."""
         groups = [self._entries(p) for p in prompts]
         todo = [(g, e) for g, entries in enumerate(groups) for e in entries if e.error is None]
         remaining = [sum(e.error is None for e in entries) for entries in groups]
-        result = ShardResult()
+        result = ShardResult(dropped=dict.fromkeys(SAMPLE_FILTERS if self.pairing.unpaired else FILTERS, 0))
         next_group = 0
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start:start + self.batch_size]
@@ -163,14 +169,44 @@ class ShardWorker:
                 entry.score = score
 
     def _pair(self, prompt: Prompt, entries: list[_Entry], result: ShardResult) -> None:
+        """Record a finished prompt's samples and turn its scored ones into rows."""
         result.samples.extend(e.record() for e in entries)
         scored = [e for e in entries if e.score is not None]
+        if self.pairing.unpaired:
+            self._single_rows(prompt, entries, scored, result)
+        else:
+            self._pair_rows(prompt, entries, scored, result)
+
+    def _single_rows(self, prompt: Prompt, entries: list[_Entry], scored: list[_Entry], result: ShardResult) -> None:
+        """One labelled row per distinct scored sample: the candidates are the scored samples, so the summary's
+        scored == kept + dropped."""
+        kept, dropped = dedup_samples([e.hash for e in scored], self.filters.dedup)
+        labels = label_samples([float(e.score) for e in scored], self.pairing)  # type: ignore[arg-type]
+        result.candidates += len(scored)
+        result.count_drops(dropped)
+        if not kept:
+            result.unpaired.append({"index": prompt.index, "reason": f"only 0 of {len(entries)} samples scored"})
+        for position in kept:
+            entry = scored[position]
+            result.rows.append({
+                "prompt": prompt.text,
+                "image": self.encode(entry.sample),
+                "label": labels[position],
+                "score": entry.score,
+                "seed": entry.request.seed,
+                "sample_index": entry.request.sample_index,
+                "prompt_index": prompt.index,
+                "scorer": self.scorer_name,
+                "strategy": self.pairing.strategy,
+            })
+
+    def _pair_rows(self, prompt: Prompt, entries: list[_Entry], scored: list[_Entry], result: ShardResult) -> None:
+        """The prompt's pairs that pass the filters (or why none did)."""
         scores = [float(e.score) for e in scored]  # type: ignore[arg-type]
         candidates = form_pairs(scores, self.pairing)
         kept, dropped = filter_pairs(candidates, scores, [e.hash for e in scored], self.filters)
         result.candidates += len(candidates)
-        for name, count in dropped.items():
-            result.dropped[name] += count
+        result.count_drops(dropped)
         if not kept:
             why = (f"only {len(scored)} of {len(entries)} samples scored" if len(scored) < 2 else
                    "every candidate pair was dropped: " + ", ".join(f"{n} {k}" for k, n in dropped.items() if n))

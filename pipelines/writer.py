@@ -2,8 +2,9 @@
 
 The columns are the generic preference schema `mmpref train` reads (`prompt`, `chosen`, `rejected`
 as encoded bytes) plus provenance: scores, seeds, sample and prompt indices, scorer, strategy and the
-margin. A shard is written to a hidden temporary file and renamed into place, so a reader (or a
-resumed run) only ever sees complete shards.
+margin. Unpaired runs write SINGLE_SCHEMA instead (`prompt`, `image`, `label`: the `single` schema of
+unpaired objectives) with the same provenance per sample. A shard is written to a hidden temporary file
+and renamed into place, so a reader (or a resumed run) only ever sees complete shards.
 """
 
 from __future__ import annotations
@@ -36,6 +37,19 @@ PAIR_SCHEMA = pa.schema([
     pa.field("strategy", pa.string()),
 ])
 """Columns and types of every shard (also of an empty one)."""
+
+SINGLE_SCHEMA = pa.schema([
+    pa.field("prompt", pa.string()),
+    pa.field("image", pa.binary()),  # encoded sample: PNG bytes
+    pa.field("label", pa.bool_()),  # desirable: score >= pairing.threshold
+    pa.field("score", pa.float64()),
+    pa.field("seed", pa.int64()),
+    pa.field("sample_index", pa.int32()),
+    pa.field("prompt_index", pa.int64()),
+    pa.field("scorer", pa.string()),
+    pa.field("strategy", pa.string()),  # "unpaired"
+])
+"""Columns and types of every shard of a pairing.strategy: unpaired run."""
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -78,9 +92,19 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
             tmp.unlink()
 
 
-def write_pairs(rows: Sequence[dict[str, Any]], path: Path) -> int:
-    """Write `rows` (dicts with PAIR_SCHEMA's keys) to the parquet file `path` atomically; returns its size."""
-    table = pa.Table.from_pylist(list(rows), schema=PAIR_SCHEMA)
+def write_table(rows: Sequence[dict[str, Any]], path: Path, schema: pa.Schema) -> int:
+    """Write `rows` (dicts with `schema`'s keys) to the parquet file `path` atomically; returns its size."""
+    table = pa.Table.from_pylist(list(rows), schema=schema)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda tmp: pq.write_table(table, tmp))
     return path.stat().st_size
+
+
+def write_pairs(rows: Sequence[dict[str, Any]], path: Path) -> int:
+    """A shard of pair rows (PAIR_SCHEMA); returns its size."""
+    return write_table(rows, path, PAIR_SCHEMA)
+
+
+def write_samples(rows: Sequence[dict[str, Any]], path: Path) -> int:
+    """A shard of labelled single samples (SINGLE_SCHEMA); returns its size."""
+    return write_table(rows, path, SINGLE_SCHEMA)

@@ -102,6 +102,20 @@ def run_config(config: dict[str, Any]) -> dict[str, Any]:
     return run.entry.obj(run.config)
 
 
+def write_train_config(path: Path, model: Path, data: Path, objective: dict[str, Any], steps: int) -> Path:
+    """A tiny LoRA `mmpref train` config on generated data (2 rows per step), output in `trained` beside it."""
+    return write_config(path, {
+        "method": "preference",
+        "model": {"adapter": {"name": "text_to_image", "pretrained": str(model), "resolution": 32},
+                  "finetune": "lora", "lora": {"rank": 4}},
+        "objective": objective,
+        "data": {"source": str(data)},
+        "training": {"max_steps": steps, "batch_size": 2, "log_every": 1, "checkpoint_every": 0},
+        "logging": {"trackers": [], "progress_bar": False},
+        "output_dir": str(path.parent / "trained"),
+    })
+
+
 def read_pairs(out: Path) -> Any:
     """The generated dataset as datasets loads it (rows in shard order)."""
     import datasets

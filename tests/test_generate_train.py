@@ -19,26 +19,15 @@ def _fresh_accelerate_state():
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
-@pytest.mark.parametrize("strategy, objective", [("best_vs_worst", "{name: dpo, beta: 5000}"),
-                                                 ("ranked", "{name: soft_dpo, beta: 5000}")])
+@pytest.mark.parametrize("strategy, objective", [("best_vs_worst", "dpo"), ("ranked", "soft_dpo")])
 def test_generated_pairs_train_for_a_step(tmp_path, capsys, strategy, objective):
     model = support.build_model(tmp_path / "model")
     pairs = tmp_path / "pairs"
     summary = support.run_config(support.config_dict(model, pairs, pairing={"strategy": strategy}))
     kept = summary["pairs"]["kept"]
     assert kept >= 2
-    train = tmp_path / "train.yaml"
-    train.write_text(f"""method: preference
-model:
-  adapter: {{name: text_to_image, pretrained: {model}, resolution: 32}}
-  finetune: lora
-  lora: {{rank: 4}}
-objective: {objective}
-data: {{source: {pairs}}}
-training: {{max_steps: 1, batch_size: 2, log_every: 1, checkpoint_every: 0}}
-logging: {{trackers: [], progress_bar: false}}
-output_dir: {tmp_path / 'trained'}
-""")
+    train = support.write_train_config(tmp_path / "train.yaml", model, pairs, {"name": objective, "beta": 5000},
+                                       steps=1)
     capsys.readouterr()
     code = main(["train", str(train)])
     assert code == 0, capsys.readouterr().err

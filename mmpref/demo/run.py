@@ -232,12 +232,15 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] = print) -> dict
 
 def log_generated(gen_summary: dict[str, Any], seconds: dict[str, float], log: Callable[[str], None],
                   more: str) -> None:
-    """Stop with what to change when the generate stage kept no pair; otherwise log what it made."""
-    pairs = gen_summary["pairs"]
-    if not pairs["kept"]:
+    """Stop with what to change when the generate stage kept no pair; otherwise log what it made (pairs, or
+    the labelled samples of generate.pairing.strategy=unpaired, which keeps every scored sample)."""
+    from mmpref.pipelines.report import written_phrase
+
+    pairs = gen_summary.get("pairs")
+    if pairs is not None and not pairs["kept"]:
         raise UserError(f"demo: the generate stage kept no pair ({pairs['candidates']} candidates, dropped "
                         f"{pairs['dropped']}); use more prompts or {more}.")
-    log(f"[1/3] generate: {pairs['kept']} pairs from {gen_summary['prompts']['used']} prompts "
+    log(f"[1/3] generate: {written_phrase(gen_summary)} from {gen_summary['prompts']['used']} prompts "
         f"({seconds['generate']:.0f} s)")
 
 
