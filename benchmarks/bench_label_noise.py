@@ -49,6 +49,11 @@ steps without breaking: 600 steps of 16 at lr 1e-4 +0.077 / +0.030 (39 %), 1500 
 3000 steps drifted the base (+0.043 / -0.015); 64-pair batches (375 steps, the same 29 epochs, lr 2e-4) average
 the flips within each step and give the best noisy gain here (128-pair batches, 188 steps, lr 2.8e-4: +0.094 /
 +0.047, 50 %), but 0.4 x the push is still about half the gain.
+Nor do more steps (2026-12-07, another eval of the same 117 x 4 held-out samples, base 0.641): SymPO at the
+shipped settings for 940 steps (2.5x, 73 epochs) +0.103 [+0.056, +0.154] / +0.051 [+0.006, +0.100], kept 50 %:
+the noisy run does not catch up, so it is the flipped pairs' noise, not the 0.4x push, that stops it. Holding
+each pair's mean implicit reward at 0 (a swap-symmetric, label-free penalty 0.05 x (beta (lr_c + lr_r) / 2)^2
+against both samples drifting below the reference) kept 69 % of a halved clean gain (+0.049 / +0.034).
 More data does not help at these settings: 8 samples per training prompt (3,721 pairs, `mmpref generate
 shapes_demo_generate sampling.samples_per_prompt=8 sampling.seed=1`, then --pairs) gave dpo +0.058 / -0.013,
 cdpo +0.051 / -0.011, rdpo +0.030 / +0.019, lcpo +0.068 / -0.011 (clean / noisy).
