@@ -32,6 +32,22 @@ def test_reduced_demo_end_to_end(tmp_path, capsys):
     check_lora_trained(out / "aligned")
 
 
+def test_reduced_demo_with_unpaired_samples_and_kto(tmp_path, capsys):
+    """The demo's stages compose with generate's unpaired output and an unpaired objective."""
+    import json
+
+    out = tmp_path / "demo"
+    code = main(["demo", "--out", str(out), "--threads", "1", "--train-config", "shapes_kto", *REDUCED,
+                 "generate.pairing.strategy=unpaired", "generate.pairing.threshold=0.0"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "[1/3] generate: 32 samples (32 desirable, 0 undesirable) from 16 prompts" in captured.out
+    written = json.loads((out / "report.json").read_text())["pairs"]["samples_written"]
+    assert written["kept"] == 32 and written["dropped"] == {"duplicate": 0}
+    assert json.loads((out / "aligned" / "data_report.json").read_text())["schema"] == "single"
+    check_lora_trained(out / "aligned")
+
+
 def test_train_stage_sets_its_threads_and_restores_them():
     """The train stage takes the cores (capped at the machine's CPUs) and gives them back, also on failure."""
     from pathlib import Path
