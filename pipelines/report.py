@@ -79,7 +79,7 @@ def build_summary(records: Sequence[dict[str, Any]], prompts: PromptList, pipeli
                     "failed_by_stage": by_stage},
         "failures": [{k: f.get(k) for k in ("prompt_index", "sample_index", "seed", "stage", "reason")}
                      for f in failures],
-        **({"samples_written": _samples_block(records, labels, threshold)} if labels is not None else
+        **({"samples_written": _samples_block(records, labels, threshold)} if unpaired else
            {"pairs": _pairs_block(records)}),
         "scorer": scorer,
         "scores": describe(scores),
@@ -213,11 +213,13 @@ def finalize(rundir: RunDirectory, prompts: PromptList, job: Any, content: dict[
     scorer = str(records[0].get("scorer", "")) if records else ""  # type: ignore[union-attr]
     want = job.output.contact_sheet_pairs
 
-    def column(name: str) -> list[Any]:
-        return [v for f in files for v in pq.read_table(f, columns=[name]).column(name).to_pylist()]
+    def columns(*names: str) -> list[list[Any]]:
+        """The named columns of every shard, each shard read once."""
+        tables = [pq.read_table(f, columns=list(names)) for f in files]
+        return [[v for t in tables for v in t.column(name).to_pylist()] for name in names]
 
     if job.pairing.unpaired:
-        labels, written = column("label"), column("score")
+        labels, written = columns("label", "score")
         summary = build_summary(records, prompts, job.pipeline, scorer, [], labels=labels,  # type: ignore[arg-type]
                                 threshold=job.pairing.threshold)
         panels = [(f"desirable (score >= {job.pairing.threshold:.3g})", [s for s, ok in zip(written, labels) if ok]),
@@ -225,7 +227,7 @@ def finalize(rundir: RunDirectory, prompts: PromptList, job: Any, content: dict[
         sheet_rows = leading_rows(files, want, (True, False), key=lambda row: bool(row["label"]))
         draw = sample_contact_sheet
     else:
-        margins = column("margin")
+        (margins,) = columns("margin")
         summary = build_summary(records, prompts, job.pipeline, scorer, margins)  # type: ignore[arg-type]
         panels, sheet_rows, draw = [("kept pair margins", margins)], leading_rows(files, want), contact_sheet
     if getattr(job, "finish", None) is not None:

@@ -355,8 +355,7 @@ class AudioShardWorker:
             kept, dropped = filter_multi(candidates, [c.scores for c in scored],  # type: ignore[misc]
                                          [c.hash for c in scored], self.scorer.filters, self.config.dedup)
             result.candidates += len(candidates)
-            for name, count in dropped.items():
-                result.dropped[name] = result.dropped.get(name, 0) + count
+            result.count_drops(dropped)
             if not kept:
                 why = (f"only {len(scored)} of {len(block)} clips scored" if not candidates else
                        "every candidate pair was dropped: " + ", ".join(f"{n} {k}" for k, n in dropped.items() if n))

@@ -222,9 +222,8 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] = print) -> dict
         seconds["eval"] = round(time.time() - t0, 1)
         assemble_report(report, headline(report, time.time() - start), seconds,
                         title="mmpref demo: Diffusion-DPO on the shapes world",
-                        pairs={k: gen_summary[k] for k in ("prompts", "samples", "pairs", "samples_written", "scorer", "scores",
-                                                                  "margins")
-                               if k in gen_summary},
+                        pairs={k: gen_summary[k] for k in ("prompts", "samples", "pairs", "samples_written", "scorer",
+                                                           "scores", "margins") if k in gen_summary},
                         train_result=train_result, generate=(generate.name, generate.config),
                         train=(train.name, train.config))
 
