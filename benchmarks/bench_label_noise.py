@@ -63,6 +63,8 @@ Nor is the noisy set short of information: shapes_dpo on only the 571 pairs the 
 keep it. The models' own margins cannot find them here: the AUC of -margin for the 244 flipped pairs is
 0.55-0.66 for DPO and LCPO during noisy training (steps 25-150 and the final 600; averaged over 2-6 draws of t and noise, which
 barely helps: the spread between pairs, not the draw, dominates), so a better LCPO E-step has little to work with.
+Nor is it the LoRA's room to memorise the flips: SymPO at the shipped settings with rank 2 (alpha 2) in place of 8
+gained +0.111 [+0.066, +0.160] clean and +0.032 [-0.004, +0.071] noisy, 29 % kept (2026-12-07, same eval).
 """
 
 from __future__ import annotations
