@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 
 from mmpref.config import load_config
-from mmpref.errors import UserError
+from mmpref.errors import DataError, UserError
 from mmpref.testing.audio_data import write_audio_alpaca_parquet, write_audio_pairs_folder
 from mmpref.testing.tiny_audio import build_tiny_tango, write_tiny_tango_checkpoint
 from mmpref.training.tracking import read_metrics
@@ -252,3 +252,36 @@ def test_sft_objective_is_the_mean_nll_of_desirable_samples():
     assert policy.grad.tolist() == [-0.5, -0.5, 0.0, 0.0]
     none = sft(UnpairedInputs(policy=policy, reference=None, desirable=torch.zeros(4, dtype=torch.bool)))
     assert none.loss.item() == 0.0  # a batch without desirable samples trains nothing (and is not NaN)
+
+
+def write_single_audio_parquet(pairs: Path, path: Path) -> Path:
+    """The Audio-Alpaca rows as single clips (prompt, audio, label): chosen desirable, rejected not."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"prompt": row["prompt"], "audio": row[side], "label": side == "chosen"}
+            for row in pq.read_table(pairs).to_pylist() for side in ("chosen", "rejected")]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def test_single_audio_clips_train_an_unpaired_objective_and_bad_clips_are_counted(tmp_path, assets):
+    import pyarrow.parquet as pq
+
+    data = write_single_audio_parquet(assets["alpaca"], tmp_path / "single" / "train.parquet")
+    cfg = make_config(tmp_path / "kto", assets["tango"], data, "objective={name: kto, beta: 500}",
+                      "training.max_steps=2")
+    result = PreferenceTrainer(cfg, progress=False).setup().fit()
+    report = json.loads((tmp_path / "kto" / "out" / "data_report.json").read_text())
+    assert report["schema"] == "single_audio"  # told apart from image singles by its `audio` column
+    # Two clips per Audio-Alpaca row; the one undecodable (rejected) clip is counted by its row, the rest train.
+    clips = 2 * len(pq.read_table(assets["alpaca"]))
+    assert report["total_rows"] == clips and result["data"]["used"] == clips - 1 and result["data"]["bad_rows"] == 1
+    assert report["bad"] == [{"row": clips - 1, "reason": JUNK_REASON.replace("rejected:", "audio:")}]
+    rows = read_metrics(tmp_path / "kto" / "out" / "metrics.jsonl")
+    assert len(rows) == 2 and all(math.isfinite(r["loss"]) for r in rows)
+
+    cfg = make_config(tmp_path / "dpo", assets["tango"], data)
+    with pytest.raises(DataError, match=r"single samples \(prompt, audio, label\), but objective 'dpo' needs pairs"):
+        PreferenceTrainer(cfg, progress=False).setup()

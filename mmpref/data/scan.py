@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmpref.data.schema import MEDIA, interpret, resolve_media
+from mmpref.data.schema import MEDIA, UNPAIRED, interpret, resolve_media
 from mmpref.errors import DataError
 
 SHOWN = 5  # bad rows named in the one-line summary; all of them go to data_report.json
@@ -41,7 +41,7 @@ class DataReport:
         return len(self.rows)
 
     def summary(self) -> str:
-        kind = "samples" if self.schema == "single" else "pairs"
+        kind = "samples" if self.schema in UNPAIRED else "pairs"
         parts = [f"data {self.source}: {self.total} rows ({self.schema}) -> {self.used} {kind} used"]
         if self.ties:
             parts.append(f"{self.ties} ties {'kept as soft targets 0.5' if self.ties_kept else 'dropped'} (data.ties)")

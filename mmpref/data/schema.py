@@ -5,6 +5,7 @@
 | `pickapic` | caption, jpg_0, jpg_1, label_0 (label_1)  | Pick-a-Pic v2: winner first (swap when label_0 = 0), label_0 = 0.5 a tie |
 | `pairs`    | prompt, chosen, rejected (target)         | generic pairs (what `mmpref generate` writes); optional target = P(chosen ≻ rejected) |
 | `single`   | prompt, image, label                      | one sample, label true/1 = desirable (KTO, NPO)   |
+| `single_audio` | prompt, audio, label                  | the same for a clip (`mmpref generate`'s unpaired audio output) |
 
 Media values are bytes, `{"bytes", "path"}` dicts (datasets' Image feature) or paths; relative paths
 are taken from the data folder.
@@ -24,10 +25,13 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
     "pickapic": ("caption", "jpg_0", "jpg_1", "label_0"),
     "pairs": ("prompt", "chosen", "rejected"),
     "single": ("prompt", "image", "label"),
+    "single_audio": ("prompt", "audio", "label"),
 }
-PROMPT = {"pickapic": "caption", "pairs": "prompt", "single": "prompt"}
-MEDIA = {"pickapic": ("jpg_0", "jpg_1"), "pairs": ("chosen", "rejected"), "single": ("image",)}
-OPTIONAL = {"pickapic": ("label_1",), "pairs": ("target",), "single": ()}
+PROMPT = {"pickapic": "caption", "pairs": "prompt", "single": "prompt", "single_audio": "prompt"}
+MEDIA = {"pickapic": ("jpg_0", "jpg_1"), "pairs": ("chosen", "rejected"), "single": ("image",),
+         "single_audio": ("audio",)}
+OPTIONAL = {"pickapic": ("label_1",), "pairs": ("target",), "single": (), "single_audio": ()}
+UNPAIRED = frozenset({"single", "single_audio"})  # one sample per row with a desirability label
 
 
 def detect_schema(columns: list[str], requested: str, label: str) -> str:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from mmpref.config import REQUIRED
 
-SchemaName = Literal["auto", "pickapic", "pairs", "single"]
+SchemaName = Literal["auto", "pickapic", "pairs", "single", "single_audio"]
 
 
 @dataclass
@@ -22,7 +22,7 @@ class DataSettings:
     source: str = REQUIRED  # local .parquet/.arrow/.jsonl/.csv file, a folder of them, a save_to_disk folder, or a datasets name
     split: str = "train"  # split of a datasets name or a saved DatasetDict
     subset: str | None = None  # configuration name of a datasets name
-    schema: SchemaName = "auto"  # pickapic (caption, jpg_0, jpg_1, label_0), pairs (prompt, chosen, rejected), single (prompt, image, label)
+    schema: SchemaName = "auto"  # pickapic (caption, jpg_0, jpg_1, label_0), pairs (prompt, chosen, rejected), single (prompt, image, label), single_audio (prompt, audio, label)
     ties: Literal["drop", "soft"] = "drop"  # Pick-a-Pic ties (label_0 = 0.5): drop and count, or keep as soft targets 0.5
     max_rows: int | None = None  # use only the first N rows (quick runs)
     verify_media: bool = True  # decode every image once before training so bad rows are counted, not crashed on

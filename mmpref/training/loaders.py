@@ -10,7 +10,7 @@ import torch
 from mmpref.data.cache import build_or_load, data_identity, default_cache_root
 from mmpref.data.dataset import CachedDataset, EpochSampler, PreferenceDataset, collate
 from mmpref.data.scan import DataReport, scan
-from mmpref.data.schema import detect_schema
+from mmpref.data.schema import SCHEMAS, UNPAIRED, detect_schema
 from mmpref.data.sources import open_source
 from mmpref.errors import DataError
 from mmpref.training.config import PreferenceTrainConfig
@@ -23,9 +23,9 @@ def build_dataset(config: PreferenceTrainConfig, adapter: Any, objective: Any, a
     with accelerator.main_process_first():
         source = open_source(d.source, d.split, d.subset, d.max_rows)
         schema = detect_schema(source.dataset.column_names, d.schema, d.source)
-        if schema == "single" and getattr(objective, "paired", True):
+        if schema in UNPAIRED and getattr(objective, "paired", True):
             raise DataError(
-                f"data.source {d.source}: single samples (prompt, image, label), but objective "
+                f"data.source {d.source}: single samples ({', '.join(SCHEMAS[schema])}), but objective "
                 f"'{config.objective.name}' needs pairs; use an unpaired objective (kto, npo, ...) or pair data."
             )
         report = scan(

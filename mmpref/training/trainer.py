@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from mmpref.adapters.base import Encoded
 from mmpref.config import to_plain
+from mmpref.data.schema import UNPAIRED
 from mmpref.errors import DataError, UserError
 from mmpref.objectives.base import Objective, ObjectiveOutput, PairwiseInputs, UnpairedInputs
 from mmpref.training.checkpoint import STATE_FILE, Checkpoints, read_json, write_json
@@ -111,7 +112,7 @@ class PreferenceTrainer:
         self.adapter.load(acc.device, self.weight_dtype)
         if cfg.data.cache.enabled:
             dataset = cached_dataset(cfg, self.adapter, dataset, acc, log=self.log)
-        self.soft_targets = any(t != 1.0 for t in self.report.target) and self.report.schema != "single"
+        self.soft_targets = any(t != 1.0 for t in self.report.target) and self.report.schema not in UNPAIRED
         if self.soft_targets and getattr(getattr(cfg.objective, "params", None), "labels", "soft") != "soft":
             self.log(f"note: the data has soft targets (ties or a target column), which objective "
                      f"'{cfg.objective.name}' ignores; use objective.labels=soft to train on them")
