@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 from mmpref.pipelines.pairing import Candidate
 
@@ -39,13 +40,20 @@ class FiltersConfig:
     def check_unpaired(self) -> None:
         """Refuse the pair filters on an unpaired run instead of silently ignoring them (they would change
         nothing, so a config that sets one says something other than what the run does)."""
-        defaults = {f.name: f.default for f in fields(FiltersConfig)}
-        for name in PAIR_ONLY:
-            if getattr(self, name) != defaults[name]:
-                unset = "null" if defaults[name] is None else f"{defaults[name]:g}"
-                raise ValueError(f"filters.{name} filters pairs, but pairing.strategy: unpaired writes single "
-                                 f"samples; unset it (filters.{name}={unset}): pairing.threshold decides which "
-                                 "samples are desirable.")
+        refuse_pair_filters(self, PAIR_ONLY, "filters")
+
+
+def refuse_pair_filters(config: Any, names: Sequence[str], key: str, path: str | None = None) -> None:
+    """Raise when one of the dataclass `config`'s pair-filter fields `names` differs from its default (the "no
+    filter" value) on an unpaired run, naming it as `key`.NAME and saying how to unset it with the override
+    `path`.NAME=DEFAULT (`path` defaults to `key`; a list item's is its position, e.g. scorers.0)."""
+    defaults = {f.name: f.default for f in fields(config)}
+    for name in names:
+        if getattr(config, name) != defaults[name]:
+            unset = "null" if defaults[name] is None else f"{defaults[name]:g}"
+            raise ValueError(f"{key}.{name} filters pairs, but pairing.strategy: unpaired writes single samples; "
+                             f"unset it ({path or key}.{name}={unset}): pairing.threshold decides which samples "
+                             "are desirable.")
 
 
 def count_drops(candidates: Sequence[Candidate], names: Sequence[str],

@@ -13,7 +13,8 @@ config that is a list of scorers, each with its thresholds:
 The first scorer ranks the samples (it decides chosen and rejected); every scorer filters. Checks run scorer
 by scorer in a fixed order (order, min_margin, max_margin, min_winner, min_loser) and then the duplicate
 check; a pair is counted under the first check that drops it (`LABEL.CHECK` in summary.json), so the drop
-counts add up to candidates - kept.
+counts add up to candidates - kept. With pairing.strategy: unpaired the first scorer's score labels each clip
+and the windows, which judge pairs, are refused (require_order, on by default, is left alone).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mmpref.config import REQUIRED, Component, component
-from mmpref.pipelines.filters import count_drops
+from mmpref.pipelines.filters import count_drops, refuse_pair_filters
 from mmpref.pipelines.pairing import Candidate
 
 TOLERANCE = 1e-9
@@ -31,6 +32,9 @@ TOLERANCE = 1e-9
 
 CHECKS: tuple[str, ...] = ("order", "min_margin", "max_margin", "min_winner", "min_loser")
 """Per-scorer checks in the order they run."""
+
+PAIR_WINDOWS: tuple[str, ...] = ("min_margin", "max_margin", "min_winner", "min_loser")
+"""The fields of a scorer's window, refused with pairing.strategy: unpaired when set."""
 
 
 @dataclass
@@ -52,6 +56,11 @@ class ScorerFilter:
             raise ValueError(f"{self.label}: min_margin must be >= 0.")
         if self.max_margin is not None and self.max_margin < self.min_margin:
             raise ValueError(f"{self.label}: max_margin must be >= min_margin.")
+
+    def check_unpaired(self, position: int) -> None:
+        """Refuse a window set on an unpaired run (it would filter nothing), naming it as scorers.LABEL.KEY and
+        the override that unsets it by the entry's `position` in the scorers list."""
+        refuse_pair_filters(self, PAIR_WINDOWS, f"scorers.{self.label}", f"scorers.{position}")
 
     def why_dropped(self, winner: float, loser: float) -> str | None:
         """The first check this pair fails under this scorer, or None."""

@@ -121,26 +121,27 @@ Tile = tuple[bytes | None, str, str]
 """One cell of a contact sheet: encoded image (None: left blank), a caption and a second caption line."""
 
 
-def draw_sheet(lines: Sequence[Sequence[Tile]], path: Path, empty: str, cell: int = 128) -> None:
+def draw_sheet(lines: Sequence[Sequence[Tile]], path: Path, empty: str, cell: int | tuple[int, int] = 128) -> None:
     """A PNG of two tiles per line, each under its captions (`empty` when there are no lines): the layout of
-    every image contact sheet."""
+    every contact sheet. `cell` is a tile's side, or its (width, height) (mel spectrograms are wide)."""
     import io
 
     from PIL import Image, ImageDraw
 
+    cell_w, cell_h = (cell, cell) if isinstance(cell, int) else cell
     label_h, gap, columns = 30, 6, 2
-    width = columns * cell + (columns + 1) * gap
-    sheet = Image.new("RGB", (width, max(1, len(lines)) * (cell + label_h + gap) + gap), "white")
+    width = columns * cell_w + (columns + 1) * gap
+    sheet = Image.new("RGB", (width, max(1, len(lines)) * (cell_h + label_h + gap) + gap), "white")
     draw = ImageDraw.Draw(sheet)
     if not lines:
         draw.text((gap, gap), empty, fill="black")
     for i, line in enumerate(lines):
-        top = gap + i * (cell + label_h + gap)
+        top = gap + i * (cell_h + label_h + gap)
         for j, (data, caption, detail) in enumerate(line):
-            left = gap + j * (cell + gap)
+            left = gap + j * (cell_w + gap)
             if data is not None:
                 with Image.open(io.BytesIO(data)) as image:
-                    sheet.paste(image.convert("RGB").resize((cell, cell), Image.NEAREST), (left, top + label_h))
+                    sheet.paste(image.convert("RGB").resize((cell_w, cell_h), Image.NEAREST), (left, top + label_h))
             draw.text((left, top), caption, fill="black")
             draw.text((left, top + 14), detail, fill="#444444")
     sheet.save(path)
@@ -153,15 +154,18 @@ def contact_sheet(rows: Sequence[dict[str, Any]], path: Path, cell: int = 128) -
                 for row in rows], path, "no pairs kept", cell)
 
 
-def sample_contact_sheet(rows: Sequence[dict[str, Any]], path: Path, cell: int = 128) -> None:
+def sample_contact_sheet(rows: Sequence[dict[str, Any]], path: Path, cell: int | tuple[int, int] = 128,
+                         picture: Callable[[dict[str, Any]], bytes | None] = lambda row: row["image"]) -> None:
     """A PNG grid of an unpaired run: desirable | undesirable samples per line (not of the same prompt), each
-    with its score and prompt, so the threshold's cut can be checked by eye."""
+    with its score and prompt, so the threshold's cut can be checked by eye. `picture` gives a row's tile as
+    PNG bytes (default: its image; an audio run draws the clip's mel spectrogram)."""
+    chars = 20 * (cell if isinstance(cell, int) else cell[0]) // 128
 
     def tile(row: dict[str, Any] | None) -> Tile:
         if row is None:
             return None, "", ""
-        return row["image"], f"{'desirable' if row['label'] else 'undesirable'} {row['score']:.4g}", \
-            str(row["prompt"])[:20]
+        return picture(row), f"{'desirable' if row['label'] else 'undesirable'} {row['score']:.4g}", \
+            str(row["prompt"])[:chars]
 
     desirable = [r for r in rows if r["label"]]
     undesirable = [r for r in rows if not r["label"]]

@@ -21,6 +21,12 @@ Audio {bytes, path} WAV structs, `strategy`) plus provenance (scores under every
 caption each clip was generated from), which `mmpref train` reads as it is (`data.source: OUTPUT_DIR`,
 adapter text_to_audio); summary.json, score_distributions.png, scores_by_scorer.png and contact_sheet.png
 (mel spectrograms of chosen | rejected) as for images. Resumable and splittable over processes.
+
+With pairing.strategy: unpaired (and pairing.threshold) there are no pairs: every scored clip of a prompt,
+perturbed-caption clips included, is one row labelled desirable when the first scorer's score reaches the
+threshold, in the `single_audio` schema (`prompt`, `audio`, `label`, plus `condition`, `role`, scores, ...;
+see audio_samples.py) that unpaired objectives (KTO, BCO, NPO) train on; repeated clips are dropped (dedup),
+the scorers' pair windows are refused, and summary.json counts samples_written instead of pairs.
 """
 
 from __future__ import annotations
@@ -41,19 +47,27 @@ from mmpref.pipelines.audio_sampler import (
     DiffusersAudioSampler,
     encode_wav,
 )
+from mmpref.pipelines.audio_samples import (
+    MEL_CELL,
+    audio_sample_sheet,
+    clip_rows,
+    mel_tile,
+    write_audio_samples,
+)
 from mmpref.pipelines.engine import Job, run_generation
-from mmpref.pipelines.filters import FiltersConfig
+from mmpref.pipelines.filters import SAMPLE_FILTERS, FiltersConfig
 from mmpref.pipelines.multi_filters import ScorerFilter, check_labels, filter_multi, filter_names
 from mmpref.pipelines.pairing import Candidate, PairingConfig, form_pairs, pairing_fingerprint
 from mmpref.pipelines.perturbation import Perturber, resolve_perturber
 from mmpref.pipelines.prompt_sets import PROMPT_SETS
 from mmpref.pipelines.prompts import Prompt, PromptsConfig, PromptTransform, resolve_transform
+from mmpref.pipelines.report import draw_sheet
 from mmpref.pipelines.sampling import SampleRequest
 from mmpref.pipelines.scoring import score_samples
 from mmpref.pipelines.seeds import derive_seed
 from mmpref.pipelines.settings import OutputConfig, RuntimeConfig
 from mmpref.pipelines.worker import ShardResult, sample_and_record
-from mmpref.pipelines.writer import write_atomic
+from mmpref.pipelines.writer import write_table
 from mmpref.registry import PIPELINES
 
 NAME = "text_to_audio_pairs"
@@ -80,8 +94,6 @@ class StrategyConfig:
         if self.perturb == "none":
             if self.perturbed:
                 raise ValueError(f"strategy '{self.name}': perturbed clips need perturb: event or temporal.")
-            if self.samples < 2:
-                raise ValueError(f"strategy '{self.name}': samples must be at least 2 (a pair needs two clips).")
         elif self.perturbed < 1:
             raise ValueError(f"strategy '{self.name}': perturb: {self.perturb} needs perturbed >= 1.")
 
@@ -110,21 +122,26 @@ class TextToAudioPairsConfig:
     perturbation: PerturbationConfig = field(default_factory=PerturbationConfig)
     scorers: list[ScorerFilter] = REQUIRED  # type: ignore[assignment]  # the first ranks; each filters
     pairing: PairingConfig = field(default_factory=PairingConfig)
-    dedup: bool = True  # drop pairs of identical clips and repeats of the same pair
+    dedup: bool = True  # drop pairs of identical clips and repeats of the same pair (unpaired: repeated clips)
     wav_subtype: Literal["PCM_16", "PCM_24", "FLOAT"] = "PCM_16"  # WAV sample format of the stored clips (FLOAT: lossless)
     output: OutputConfig = REQUIRED  # type: ignore[assignment]
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def check(self) -> None:
-        if self.pairing.unpaired:
-            raise ValueError("pairing.strategy: unpaired output is available for text_to_image_pairs; "
-                             f"{NAME} writes pairs (use best_vs_worst, all_pairs or ranked).")
         check_labels(self.scorers)
         if not self.strategies:
             raise ValueError("strategies: give at least one strategy.")
         names = [s.name for s in self.strategies]
         if len(set(names)) != len(names):
             raise ValueError("strategies: names must be unique (they label the pairs).")
+        if self.pairing.unpaired:
+            self.pairing.check_unpaired()
+            for position, f in enumerate(self.scorers):
+                f.check_unpaired(position)
+        else:
+            for s in self.strategies:
+                if s.perturb == "none" and s.samples < 2:
+                    raise ValueError(f"strategy '{s.name}': samples must be at least 2 (a pair needs two clips).")
         for f in self.scorers:
             if getattr(f.scorer.params, "standardize", None) == "running":
                 raise ValueError(f"scorers.{f.label}: running statistics make a score depend on what was scored "
@@ -282,7 +299,8 @@ class AudioShardWorker:
         # within a step count and a function of the shard alone). Prompts are paired once all their clips are in.
         todo.sort(key=lambda item: item[1].request.steps or 0)
         remaining = [sum(c.error is None for c in clips) for clips in groups]
-        result = ShardResult(dropped=dict.fromkeys(filter_names(self.scorer.filters), 0))
+        names = SAMPLE_FILTERS if self.config.pairing.unpaired else filter_names(self.scorer.filters)
+        result = ShardResult(dropped=dict.fromkeys(names, 0))
         next_group = 0
 
         def flush(upto: int) -> None:
@@ -347,6 +365,9 @@ class AudioShardWorker:
         strategies = self.config.strategies
         result.samples.extend(c.record(strategies[c.strategy].name) for c in clips)
         result.unpaired.extend(skipped)
+        if self.config.pairing.unpaired:
+            self._single_rows(prompt, clips, result)
+            return
         for k in dict.fromkeys(c.strategy for c in clips):
             strategy = strategies[k]
             block = [c for c in clips if c.strategy == k]
@@ -363,17 +384,27 @@ class AudioShardWorker:
             for cand in kept:
                 result.rows.append(self._row(prompt, strategy, scored[cand.chosen], scored[cand.rejected], cand))
 
+    def _single_rows(self, prompt: Prompt, clips: list[_Clip], result: ShardResult) -> None:
+        """An unpaired run's rows of one prompt: its distinct scored clips, labelled (scored == kept + dropped)."""
+        rows, dropped, without = clip_rows(prompt, clips, [s.name for s in self.config.strategies],
+                                           self.scorer.labels[0], self.config.pairing, self.config.dedup,
+                                           lambda clip: self._audio(prompt, clip))
+        result.candidates += sum(c.scores is not None for c in clips)
+        result.count_drops(dropped)
+        result.unpaired.extend(without)
+        result.rows.extend(rows)
+
+    def _audio(self, prompt: Prompt, clip: _Clip) -> dict[str, Any]:
+        """The clip as a datasets Audio struct: WAV bytes (config.wav_subtype) and a file name."""
+        return {"bytes": encode_wav(clip.sample, self.sample_rate, self.config.wav_subtype),
+                "path": f"{prompt.index:06d}_{clip.request.sample_index:03d}.wav"}
+
     def _row(self, prompt: Prompt, strategy: StrategyConfig, win: _Clip, lose: _Clip, cand: Candidate) -> dict[str, Any]:
         primary = self.scorer.labels[0]
-
-        def audio(clip: _Clip) -> dict[str, Any]:
-            return {"bytes": encode_wav(clip.sample, self.sample_rate, self.config.wav_subtype),
-                    "path": f"{prompt.index:06d}_{clip.request.sample_index:03d}.wav"}
-
         return {
             "prompt": prompt.text,
-            "chosen": audio(win),
-            "rejected": audio(lose),
+            "chosen": self._audio(prompt, win),
+            "rejected": self._audio(prompt, lose),
             "strategy": strategy.name,
             "chosen_score": win.scores[primary],  # type: ignore[index]
             "rejected_score": lose.scores[primary],  # type: ignore[index]
@@ -427,46 +458,23 @@ def pair_features(labels: Sequence[str]) -> Any:
 
 
 def write_audio_pairs(rows: Sequence[dict[str, Any]], path: Path, labels: Sequence[str]) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pylist(list(rows), schema=pair_features(labels).arrow_schema)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda tmp: pq.write_table(table, tmp))
-    return path.stat().st_size
+    return write_table(rows, path, pair_features(labels).arrow_schema)
 
 
 def audio_contact_sheet(rows: Sequence[dict[str, Any]], path: Path) -> None:
     """Mel spectrograms of chosen | rejected per pair, with the scores and the captions they were made from."""
-    from PIL import Image, ImageDraw
 
-    from mmpref.audio.mel import decode_audio, log_mel, mel_picture
-
-    cell_w, cell_h, label_h, gap = 256, 128, 30, 6
-    width = 2 * cell_w + 3 * gap
-    sheet = Image.new("RGB", (width, max(1, len(rows)) * (cell_h + label_h + gap) + gap), "white")
-    draw = ImageDraw.Draw(sheet)
-    if not rows:
-        draw.text((gap, gap), "no pairs kept", fill="black")
-    for i, row in enumerate(rows):
-        top = gap + i * (cell_h + label_h + gap)
-        for j, key in enumerate(("chosen", "rejected")):
-            value = row[key]
-            try:
-                wave, _ = decode_audio(value)
-                tile = mel_picture(log_mel(wave)).resize((cell_w, cell_h), Image.NEAREST)
-            except Exception:  # noqa: BLE001 - a picture is not worth failing the report
-                tile = Image.new("RGB", (cell_w, cell_h), "gray")
-            sheet.paste(tile, (gap + j * (cell_w + gap), top + label_h))
-        draw.text((gap, top), f"[{row['strategy']}] {str(row['prompt'])[:70]}", fill="black")
+    def caption(row: dict[str, Any]) -> tuple[str, str]:
         rejected_prompt = row.get("rejected_prompt")
         alt = f"  vs '{str(rejected_prompt)[:40]}'" if rejected_prompt and rejected_prompt != row["prompt"] else ""
-        draw.text((gap, top + 14), f"{row['chosen_score']:.3g} > {row['rejected_score']:.3g}{alt}", fill="#444444")
-    sheet.save(path)
+        return f"[{row['strategy']}] {str(row['prompt'])[:70]}", f"{row['chosen_score']:.3g} > {row['rejected_score']:.3g}{alt}"
+
+    draw_sheet([[(mel_tile(row["chosen"]), *caption(row)), (mel_tile(row["rejected"]), "", "")] for row in rows],
+               path, "no pairs kept", MEL_CELL)
 
 
 def _finish(labels: Sequence[str], strategies: Sequence[str], sample_rate: Callable[[], int | None],
-            wav_subtype: str) -> Callable:
+            wav_subtype: str, unpaired: bool) -> Callable:
     def finish(rundir: Any, records: list[dict[str, Any]], summary: dict[str, Any]) -> None:
         import pyarrow.parquet as pq
 
@@ -481,7 +489,7 @@ def _finish(labels: Sequence[str], strategies: Sequence[str], sample_rate: Calla
         summary["scores_by_scorer"] = {label: describe(v) for label, v in by_scorer.items()}
         summary["strategies"] = {name: {"clips": sum(1 for s in samples if s.get("strategy") == name),
                                         "failed": sum(1 for s in samples if s.get("strategy") == name and s.get("reason")),
-                                        "pairs": kept.get(name, 0)} for name in strategies}
+                                        "samples" if unpaired else "pairs": kept.get(name, 0)} for name in strategies}
         summary["audio"] = {"format": f"WAV {wav_subtype} in datasets Audio structs", "sample_rate": sample_rate()}
         _plot_scorers(by_scorer, rundir.root / "scores_by_scorer.png")
 
@@ -507,6 +515,7 @@ def make_job(config: TextToAudioPairsConfig) -> Job:
     """Describe the run to the modality-agnostic engine (module-level, so worker processes can rebuild it)."""
     prompts = to_plain(config.prompts)
     labels = [f.label for f in config.scorers]
+    unpaired = config.pairing.unpaired
     content = {
         "model": to_plain(config.model),
         "sampling": to_plain(config.sampling),
@@ -549,9 +558,9 @@ def make_job(config: TextToAudioPairsConfig) -> Job:
         open_scorer=lambda device: _open_scorer(config, device),
         plugin_modules=tuple(dict.fromkeys(f.scorer.entry().obj.__module__ for f in config.scorers)),
         open_worker=open_worker,
-        write_rows=lambda rows, path: write_audio_pairs(rows, path, labels),
-        contact_sheet=audio_contact_sheet,
-        finish=_finish(labels, [s.name for s in config.strategies], sample_rate, config.wav_subtype),
+        write_rows=lambda rows, path: (write_audio_samples if unpaired else write_audio_pairs)(rows, path, labels),
+        contact_sheet=audio_sample_sheet if unpaired else audio_contact_sheet,
+        finish=_finish(labels, [s.name for s in config.strategies], sample_rate, config.wav_subtype, unpaired),
     )
 
 

@@ -85,6 +85,24 @@ def test_bad_override_syntax():
         apply_overrides({"training": 3}, ["training.lr=1"], "f")
 
 
+def test_overrides_index_lists():
+    data = {"scorers": [{"label": "truth", "scorer": {"name": "audio_truth"}, "min_margin": 0.1}, {"label": "b"}],
+            "steps": [5, 25]}
+    out = apply_overrides(data, ["scorers.0.scorer.name=audio_event_detector", "scorers.1.min_margin=0.2",
+                                 "steps.1=50", "scorers.0.scorer=clap"], "f")
+    assert out["scorers"][0] == {"label": "truth", "scorer": "clap", "min_margin": 0.1}
+    assert out["scorers"][1] == {"label": "b", "min_margin": 0.2} and out["steps"] == [5, 50]
+    out = apply_overrides(data, ["scorers.0.scorer.name=audio_event_detector"], "f")
+    assert out["scorers"][0]["scorer"] == {"name": "audio_event_detector"}
+    assert data["scorers"][0]["scorer"]["name"] == "audio_truth", "the original mapping must not change"
+    with pytest.raises(ConfigError, match=r"scorers has 2 items \(positions 0 to 1\), not 2"):
+        apply_overrides(data, ["scorers.2.min_margin=0"], "f")
+    with pytest.raises(ConfigError, match="scorers is a list; give an item's position, e.g. scorers.0 for the first"):
+        apply_overrides(data, ["scorers.truth.min_margin=0"], "f")
+    with pytest.raises(ConfigError, match="steps.0 is a value, not a section"):
+        apply_overrides(data, ["steps.0.x=1"], "f")
+
+
 def test_yaml_syntax_error_names_line(tmp_path: Path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: bandit\ntraining:\n  lr: [1, 2\n")

@@ -157,9 +157,9 @@ def test_pair_runs_keep_their_fingerprint_keys(model, tmp_path):
                                  "filters.min_winner_score=20"], r"filters.min_winner_score=null"),
     ("generate_sd15_pickscore", ["pairing.strategy=unpaired", "pairing.threshold=.inf", "filters.min_margin=0"],
      "pairing.threshold must be a finite number"),
-    ("generate_tango2_clap", ["pairing.strategy=unpaired"],
-     "pairing.strategy: unpaired output is available for text_to_image_pairs; text_to_audio_pairs writes pairs"),
-    ("generate_tango2_clap", ["pairing.strategy=unpaired", "pairing.threshold=0.5"], "text_to_audio_pairs writes pairs"),
+    ("generate_tango2_clap", ["pairing.strategy=unpaired"], "pairing.threshold is required"),
+    ("generate_tango2_clap", ["pairing.strategy=unpaired", "pairing.threshold=0.5"],
+     r"scorers.clap1.min_margin filters pairs.*unset it \(scorers.0.min_margin=0\)"),
 ])
 def test_config_errors_name_the_key(config, overrides, message):
     from mmpref.config import load_config
@@ -167,6 +167,27 @@ def test_config_errors_name_the_key(config, overrides, message):
     with pytest.raises(ConfigError, match=message) as err:
         load_config(str(support.REPO / "configs" / f"{config}.yaml"), overrides, kind="pipeline")
     assert "\n" not in str(err.value)
+
+
+def test_the_overrides_the_errors_suggest_make_an_unpaired_audio_config_load():
+    """Following each refusal's own `unset it (KEY=VALUE)` hint turns Tango 2's two-CLAP pair recipe into a
+    valid unpaired run: the hints are overrides that work, list positions included."""
+    import re
+
+    from mmpref.config import load_config
+
+    path = str(support.REPO / "configs" / "generate_tango2_clap.yaml")
+    overrides = ["pairing.strategy=unpaired", "pairing.threshold=0.5"]
+    for _ in range(10):
+        try:
+            config = load_config(path, overrides, kind="pipeline").config
+            break
+        except ConfigError as err:
+            overrides.append(re.search(r"unset it \((\S+=\S+)\)", str(err)).group(1))
+    else:
+        pytest.fail(f"still refused after {overrides}")
+    assert config.pairing.unpaired and all(f.min_margin == 0 and f.max_margin is None for f in config.scorers)
+    assert any(o.startswith("scorers.1.") for o in overrides)  # the second scorer's windows were reached too
 
 
 def test_labels_and_dedup_are_per_sample():

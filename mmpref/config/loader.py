@@ -84,8 +84,20 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _list_index(items: list[Any], part: str, item: str, where: str, file: str) -> int:
+    """The position a numeric key part names in a list (`scorers.0.min_margin`), or a ConfigError."""
+    if not part.isdigit():
+        raise ConfigError(f"{file}: override '{item}': {where} is a list; give an item's position, e.g. "
+                          f"{where}.0 for the first of its {len(items)} items.")
+    if int(part) >= len(items):
+        raise ConfigError(f"{file}: override '{item}': {where} has {len(items)} items (positions 0 to "
+                          f"{len(items) - 1}), not {part}.")
+    return int(part)
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str], file: str) -> dict[str, Any]:
-    """Set `a.b.c=value` overrides (values parsed as YAML) into a copy of `data`."""
+    """Set `a.b.c=value` overrides (values parsed as YAML) into a copy of `data`; a number indexes a list
+    (`scorers.0.scorer.name=clap` sets the first scorer's name)."""
     import copy
 
     data = copy.deepcopy(data)
@@ -100,19 +112,23 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], file: str) -> di
             value = parse_yaml(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
-        node = data
-        for i, part in enumerate(parts[:-1]):
-            nxt = node.get(part)
+        node: Any = data
+        for i, part in enumerate(parts):
+            if isinstance(node, list):
+                part = _list_index(node, part, item, ".".join(parts[:i]), file)  # type: ignore[assignment]
+            if i == len(parts) - 1:
+                node[part] = value
+                break
+            nxt = node[part] if isinstance(node, list) else node.get(part)
             if isinstance(nxt, str):  # `objective: dpo` shorthand gains parameters
                 nxt = {"name": nxt}
             elif nxt is None:
                 nxt = {}
-            elif not isinstance(nxt, dict):
+            elif not isinstance(nxt, (dict, list)):
                 where = ".".join(parts[: i + 1])
                 raise ConfigError(f"{file}: override '{item}': {where} is a value, not a section.")
             node[part] = nxt
             node = nxt
-        node[parts[-1]] = value
     return data
 
 
