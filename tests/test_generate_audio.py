@@ -35,27 +35,10 @@ def _fresh_accelerate_state():
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
-def _early_energy(waveforms, prompts):
-    """Share of a clip's energy in its first half: continuous and scale-free (the tiny random vocoder's clips are
-    ~1e-9 in amplitude, and the tiny random CLAP scores every clip of a prompt alike)."""
-    out = []
-    for w in waveforms:
-        x = np.asarray(w, dtype=np.float64) ** 2
-        out.append(float(x[: len(x) // 2].sum() / max(x.sum(), 1e-300)))
-    return torch.tensor(out)
-
-
 @pytest.fixture(scope="module")
 def energy_scorer():
-    """Register `_early_energy` as an audio reward model for this module only (the README table lists the registry)."""
-    from mmpref.registry import REWARD_MODELS
-    from mmpref.reward_models import register_procedural
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(REWARD_MODELS, "_entries", dict(REWARD_MODELS._entries))
-        register_procedural("test_audio_early_energy", _early_energy, summary="test only: early energy share", modality="audio",
-                            differentiable=False)
-        yield "test_audio_early_energy"
+    with support.early_energy_scorer("test_audio_early_energy") as scorer:
+        yield scorer
 
 
 @pytest.fixture(scope="module")

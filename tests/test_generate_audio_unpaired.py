@@ -16,12 +16,10 @@ import io
 import json
 import math
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 import test_generate_support as support
-import torch
 
 from mmpref.cli import main
 from mmpref.errors import ConfigError
@@ -36,25 +34,10 @@ DURATION = 1.28
 SEED = 5
 
 
-def _early_energy(waveforms, prompts):
-    out = []
-    for w in waveforms:
-        x = np.asarray(w, dtype=np.float64) ** 2
-        out.append(float(x[: len(x) // 2].sum() / max(x.sum(), 1e-300)))
-    return torch.tensor(out)
-
-
 @pytest.fixture(scope="module")
 def energy_scorer():
-    """`_early_energy` as an audio reward model for this module only (the registry is restored afterwards)."""
-    from mmpref.registry import REWARD_MODELS
-    from mmpref.reward_models import register_procedural
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(REWARD_MODELS, "_entries", dict(REWARD_MODELS._entries))
-        register_procedural("test_audio_early_energy_unpaired", _early_energy, summary="test only: early energy share",
-                            modality="audio", differentiable=False)
-        yield "test_audio_early_energy_unpaired"
+    with support.early_energy_scorer("test_audio_early_energy_unpaired") as scorer:
+        yield scorer
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,14 @@ transform here can be named as "test_generate_support:shout_odd_samples" in any 
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pytest
 import torch
 import yaml
 
@@ -37,6 +40,29 @@ def register_fragile_scorer(monkeypatch) -> str:
     register_procedural("test_fragile_redness", _fragile, summary="test only: redness, fails on 'explode'",
                         needs_prompt=True)
     return "test_fragile_redness"
+
+
+def _early_energy(waveforms: Sequence[Any], prompts: Sequence[str]) -> torch.Tensor:
+    """Share of a clip's energy in its first half: continuous and scale-free (the tiny random vocoder's clips are
+    ~1e-9 in amplitude, and the tiny random CLAP and the audio world's truth score every clip of a prompt alike)."""
+    out = []
+    for w in waveforms:
+        x = np.asarray(w, dtype=np.float64) ** 2
+        out.append(float(x[: len(x) // 2].sum() / max(x.sum(), 1e-300)))
+    return torch.tensor(out)
+
+
+@contextlib.contextmanager
+def early_energy_scorer(name: str) -> Iterator[str]:
+    """`_early_energy` registered as the audio reward model `name` while the block runs (the registry is
+    restored afterwards, so the README's component table is not affected)."""
+    from mmpref.reward_models import register_procedural
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(REWARD_MODELS, "_entries", dict(REWARD_MODELS._entries))
+        register_procedural(name, _early_energy, summary="test only: early energy share", modality="audio",
+                            differentiable=False)
+        yield name
 
 
 def shout_odd_samples(prompt: str, prompt_index: int, sample_index: int, seed: int) -> str:
