@@ -89,7 +89,7 @@ def test_train_stage_sets_its_threads_and_restores_them():
         torch.set_num_threads(before)
 
 
-def test_demo_configs_and_override_errors(capsys):
+def test_demo_configs_and_override_errors(tmp_path, capsys):
     import mmpref.sandbox.shapes.scorers  # noqa: F401
 
     for name in ("shapes_demo_generate", "shapes_dpo", "shapes_ipo", "shapes_cdpo", "shapes_rdpo", "shapes_lcpo",
@@ -105,6 +105,14 @@ def test_demo_configs_and_override_errors(capsys):
     assert code == 2 and "STAGE.KEY.PATH=VALUE" in capsys.readouterr().err
     code = main(["demo", "eval.seeds_per_prompt=0"])
     assert code == 2 and "seeds_per_prompt" in capsys.readouterr().err
+    # A paired objective on unpaired samples is refused before generate runs (nothing is written), in both worlds.
+    for world, generate in (("shapes", "generate.filters.min_margin=0"), ("audio", "generate.scorers.0.min_margin=0")):
+        code = main(["demo", "--world", world, "--out", str(tmp_path / world), "generate.pairing.strategy=unpaired",
+                     "generate.pairing.threshold=1", generate])
+        err = capsys.readouterr().err
+        assert code == 2 and "writes labelled single samples (pairing.strategy: unpaired), but" in err
+        assert "objective 'dpo' trains on pairs; choose an unpaired objective (train.objective.name=kto" in err
+        assert not (tmp_path / world).exists()
 
 
 def test_shipped_bases_resolve_to_the_installed_copy_when_named_or_missing(tmp_path):

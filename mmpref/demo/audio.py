@@ -52,6 +52,7 @@ from mmpref.config import apply_overrides, load_config
 from mmpref.demo.run import (
     DemoSettings,
     assemble_report,
+    check_train_reads_generate,
     headline,
     log_generated,
     resolve_shipped,
@@ -100,6 +101,7 @@ def load_audio_stage_configs(settings: DemoSettings) -> tuple[Any, Any, dict[str
     gcfg, tcfg = generate.config, train.config
     if getattr(gcfg, "strategies", None) is None:
         raise UserError(f"demo --world audio: {generate.path.name} is not a text_to_audio_pairs config.")
+    check_train_reads_generate(generate, train)
     wire_stage_paths(gcfg, tcfg, out, settings.threads, _resolve_base)
     eval_data = apply_overrides({**DEFAULT_EVAL, "threads": settings.threads, "models": [
         {"name": "base", "path": tcfg.model.adapter.params.pretrained},

@@ -114,6 +114,17 @@ def wire_stage_paths(gcfg: Any, tcfg: Any, out: Path, threads: int | None, resol
         gcfg.runtime.threads = threads
 
 
+def check_train_reads_generate(generate: Any, train: Any) -> None:
+    """Refuse, before any stage runs, a paired objective on generate's unpaired output (labelled single
+    samples), which the train stage would otherwise reject only after the samples are made."""
+    tcfg = train.config
+    if generate.config.pairing.unpaired and getattr(tcfg.objective.build(), "paired", True):
+        raise UserError(f"demo: {generate.path.name} writes labelled single samples (pairing.strategy: unpaired), "
+                        f"but {train.path.name}'s objective '{tcfg.objective.name}' trains on pairs; choose an "
+                        "unpaired objective (train.objective.name=kto; in the shapes world --train-config shapes_kto) "
+                        "or a pair strategy (generate.pairing.strategy=all_pairs).")
+
+
 def load_stage_configs(settings: DemoSettings) -> tuple[Any, Any, dict[str, Any]]:
     """The validated generate and train configs and the eval settings data, with the demo's paths."""
     import mmpref.sandbox.shapes.scorers  # noqa: F401  registers shapes_truth and the detectors
@@ -124,6 +135,7 @@ def load_stage_configs(settings: DemoSettings) -> tuple[Any, Any, dict[str, Any]
     generate = load_config(settings.generate_config, stage["generate"], kind="pipeline")
     train = load_config(settings.train_config, stage["train"], kind="method")
     gcfg, tcfg = generate.config, train.config
+    check_train_reads_generate(generate, train)
     wire_stage_paths(gcfg, tcfg, out, settings.threads, _resolve_base)
     eval_data = apply_overrides({**DEFAULT_EVAL, "threads": settings.threads, "models": [
         {"name": "base", "path": tcfg.model.adapter.params.pretrained},
