@@ -576,7 +576,7 @@ def _model_rate(path: str) -> int | None:
 
 @PIPELINES.register(NAME, summary="sample a text-to-audio model (Tango) by Audio-Alpaca strategies (steps, seeds, "
                     "perturbed captions), rank with CLAP or any audio scorer, filter per scorer, write Audio-Alpaca "
-                    "pairs", params=TextToAudioPairsConfig)
+                    "pairs (or every clip labelled, for unpaired objectives)", params=TextToAudioPairsConfig)
 def run(config: TextToAudioPairsConfig) -> dict[str, Any]:
     """Run the pipeline; returns the summary that is also written to OUTPUT_DIR/summary.json."""
     return run_generation(make_job, config)

@@ -83,7 +83,7 @@ def make_job(config: TextToImagePairsConfig) -> Job:
 
 
 @PIPELINES.register(NAME, summary="sample a diffusers text-to-image model, score, pair and filter into a "
-                    "preference dataset (resumable, multi-process)", params=TextToImagePairsConfig)
+                    "preference dataset, or label every sample (resumable, multi-process)", params=TextToImagePairsConfig)
 def run(config: TextToImagePairsConfig) -> dict[str, Any]:
     """Run the pipeline; returns the summary that is also written to OUTPUT_DIR/summary.json."""
     return run_generation(make_job, config)
