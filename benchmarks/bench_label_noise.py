@@ -65,6 +65,9 @@ keep it. The models' own margins cannot find them here: the AUC of -margin for t
 barely helps: the spread between pairs, not the draw, dominates), so a better LCPO E-step has little to work with.
 Nor is it the LoRA's room to memorise the flips: SymPO at the shipped settings with rank 2 (alpha 2) in place of 8
 gained +0.111 [+0.066, +0.160] clean and +0.032 [-0.004, +0.071] noisy, 29 % kept (2026-12-07, same eval).
+Nor a sharper saturation: beta 20000 instead of 5000 (a pair stops pulling once |beta h| is large, which could
+let the flipped pairs drop out once the model disagrees with them) gave +0.094 [+0.064, +0.126] / +0.045
+[+0.021, +0.071], 48 % kept.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ count/order-contrast pairs from shared noise gave +0.016 at most; beta 300, 1,20
 fine-tune stayed within 0.04 of the base (screens of 125 held-out prompts x 2 seeds). With 10 steps (base
 0.506; 600 training steps to use the time saved) the gain was +0.038 [+0.012, +0.066], win rate 0.59.
 On the 15-step pairs (training at one thread), an EMA of the LoRA gave +0.042, beta 5000 with it +0.034,
-beta 1000 +0.048, lr 2e-3 +0.026, timestep_range [0.3, 1] +0.020, LoRA rank 16 on the ResNet convs too
+beta 1000 +0.048, lr 2e-3 +0.026, timestep_range [0.3, 1] +0.020 ([0, 0.5] +0.000), LoRA rank 16 on the ResNet convs too
 +0.054. Data did not move it either (2026-12-07, same eval): Tango 2's SFT epoch on the winners first
 (training.sft_epochs 1, then DPO to step 400) +0.032; the winners' denoising loss alone for 400 steps
 broke the base (0.180: its own 15-step clips are worse training data than the renders it learned from);
@@ -38,6 +38,9 @@ sound changed, as loose web captions do) took the base to 0.338 held-out; the de
 Nor a less-trained base: the same UNet run's checkpoint at 4,000 of its 7,000 steps (the shipped VAE, vocoder
 and text encoder) samples 0.444 held-out at 15 steps; the demo on it (1,277 pairs) gained +0.002 [-0.022, +0.026],
 win rate 0.58, 580 s. Nor a stronger guidance at eval: the demo's LoRA at CFG 5 gains +0.042 (base 0.580).
+Nor KTO on generate's unpaired clips (pairing.strategy unpaired, truth threshold 1.0: 964 desirable, 528 not):
+lr 1e-3 broke the base (0.094, as SFT on re-encoded clips does), lr 1e-4 -0.010 [-0.036, +0.018]. What DPO has
+to fix is mostly counts (536 of 768 failed checks of the pairs' rejected clips, off by one either way).
 """
 
 from __future__ import annotations
