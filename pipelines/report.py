@@ -154,6 +154,17 @@ def contact_sheet(rows: Sequence[dict[str, Any]], path: Path, cell: int = 128) -
                 for row in rows], path, "no pairs kept", cell)
 
 
+def sample_caption(row: dict[str, Any], chars: int) -> tuple[str, str]:
+    """A labelled sample's two caption lines: label and score, then its prompt; a sample made from another
+    caption (an audio run's perturbed clips, scored against the prompt) says which, since that is why it scored
+    as it did."""
+    first = f"{'desirable' if row['label'] else 'undesirable'} {row['score']:.4g}"
+    condition = row.get("condition")
+    if condition and condition != row["prompt"]:
+        first += f", made from '{condition}'"
+    return first[:chars], str(row["prompt"])[:chars]
+
+
 def sample_contact_sheet(rows: Sequence[dict[str, Any]], path: Path, cell: int | tuple[int, int] = 128,
                          picture: Callable[[dict[str, Any]], bytes | None] = lambda row: row["image"]) -> None:
     """A PNG grid of an unpaired run: desirable | undesirable samples per line (not of the same prompt), each
@@ -162,10 +173,7 @@ def sample_contact_sheet(rows: Sequence[dict[str, Any]], path: Path, cell: int |
     chars = 20 * (cell if isinstance(cell, int) else cell[0]) // 128
 
     def tile(row: dict[str, Any] | None) -> Tile:
-        if row is None:
-            return None, "", ""
-        return picture(row), f"{'desirable' if row['label'] else 'undesirable'} {row['score']:.4g}", \
-            str(row["prompt"])[:chars]
+        return (None, "", "") if row is None else (picture(row), *sample_caption(row, chars))
 
     desirable = [r for r in rows if r["label"]]
     undesirable = [r for r in rows if not r["label"]]

@@ -129,6 +129,17 @@ def test_summary_counts_add_up(run):
 def test_contact_sheet_puts_desirable_mels_beside_undesirable(run):
     from PIL import Image
 
+    from mmpref.pipelines.report import sample_caption
+
+    perturbed = next(r for r in _rows(run["out"]) if r["role"] == "perturbed")
+    label = "desirable" if perturbed["label"] else "undesirable"
+    assert sample_caption(perturbed, 200) == (f"{label} {perturbed['score']:.4g}, made from '{perturbed['condition']}'",
+                                              perturbed["prompt"])
+    original = next(r for r in _rows(run["out"]) if r["role"] == "original")
+    label = "desirable" if original["label"] else "undesirable"
+    assert sample_caption(original, 200) == (f"{label} {original['score']:.4g}", original["prompt"])
+    assert sample_caption(original, 8) == (label[:8], original["prompt"][:8])
+
     written = run["summary"]["samples_written"]
     lines = min(4, max(written["desirable"], written["undesirable"]))
     with Image.open(run["out"] / "contact_sheet.png") as sheet:
