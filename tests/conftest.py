@@ -27,3 +27,13 @@ def fresh_accelerate_state():
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.fixture(scope="module")
+def energy_scorer():
+    """An audio scorer with continuous scores on tiny random models (test_generate_support.early_energy_scorer),
+    registered for one test module."""
+    from test_generate_support import early_energy_scorer
+
+    with early_energy_scorer("test_audio_early_energy") as name:
+        yield name

@@ -26,19 +26,7 @@ MIN_MARGIN = 0.001
 DURATION = 1.28
 SCORERS = {"early", "clap", "events"}
 
-
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    yield
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
-@pytest.fixture(scope="module")
-def energy_scorer():
-    with support.early_energy_scorer("test_audio_early_energy") as scorer:
-        yield scorer
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 @pytest.fixture(scope="module")

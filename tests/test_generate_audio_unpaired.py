@@ -35,12 +35,6 @@ SEED = 5
 
 
 @pytest.fixture(scope="module")
-def energy_scorer():
-    with support.early_energy_scorer("test_audio_early_energy_unpaired") as scorer:
-        yield scorer
-
-
-@pytest.fixture(scope="module")
 def run(tmp_path_factory, energy_scorer):
     from mmpref.testing.tiny_audio import build_tiny_tango
 
