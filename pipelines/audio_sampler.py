@@ -128,6 +128,18 @@ class DiffusersAudioSampler:
             raise ConfigError(f"sampling: {type(self.pipe).__name__} does not take {', '.join(unknown)}; "
                               "remove them from the config.")
         self._call_kwargs = wanted
+        self.latent_space = self._latent_space()
+
+    def _latent_space(self) -> str | None:
+        """The VAE latent space id when the pipeline can return latents and decode them itself (TangoPipeline),
+        so each clip's own latents come back with it; None for other pipelines (audio only)."""
+        from mmpref.audio.latents import latent_space_id
+
+        pipe = self.pipe
+        if not (hasattr(pipe, "decode_latents") and hasattr(pipe, "mel_to_waveform") and "output_type" in self._accepts
+                and getattr(pipe, "vae", None) is not None):
+            return None
+        return latent_space_id(pipe.vae)
 
     @property
     def num_samples(self) -> int:
@@ -150,10 +162,14 @@ class DiffusersAudioSampler:
         kwargs = dict(self._call_kwargs)
         if self.sampling.negative_prompt is not None:
             kwargs["negative_prompt"] = [self.sampling.negative_prompt] * len(requests)
+        latents = None
         with torch.no_grad():
             out = self.pipe(prompt=[r.condition for r in requests], generator=generators, num_inference_steps=steps,
-                            output_type="np", **kwargs)
-        audios = out.audios if hasattr(out, "audios") else out[0]
+                            output_type="latent" if self.latent_space else "np", **kwargs)
+            audios = out.audios if hasattr(out, "audios") else out[0]
+            if self.latent_space:  # decode as the pipeline would, keeping the latents
+                latents = audios.float().cpu()
+                audios = self.pipe.mel_to_waveform(self.pipe.decode_latents(audios))
         audios = audios.detach().float().cpu().numpy() if isinstance(audios, torch.Tensor) else np.asarray(audios)
         results = []
         for i, request in enumerate(requests):
@@ -161,7 +177,7 @@ class DiffusersAudioSampler:
             if not np.isfinite(wave).all():
                 results.append(SampleResult(request, None, f"non-finite waveform after {steps} denoising steps"))
             else:
-                results.append(SampleResult(request, wave))
+                results.append(SampleResult(request, wave, latents=None if latents is None else latents[i].numpy()))
         return results
 
 

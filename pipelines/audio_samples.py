@@ -23,11 +23,12 @@ from mmpref.pipelines.writer import write_table
 
 
 def clip_rows(prompt: Prompt, clips: Sequence[Any], strategies: Sequence[str], primary: str, pairing: PairingConfig,
-              dedup: bool, encode: Callable[[Any], dict[str, Any]]
-              ) -> tuple[list[dict[str, Any]], dict[str, int], list[dict[str, Any]]]:
+              dedup: bool, encode: Callable[[Any], dict[str, Any]], latents: Callable[[Any], bytes | None] = lambda _: None,
+              latent_space: str | None = None) -> tuple[list[dict[str, Any]], dict[str, int], list[dict[str, Any]]]:
     """One prompt's rows: each distinct scored clip (`clips` in sample order, with .request, .scores, .hash,
-    .strategy, .role; `encode(clip)` its Audio struct), the drops per SAMPLE_FILTERS name, and each strategy
-    of the prompt that wrote no row with why (summary.json's prompts.without_samples)."""
+    .strategy, .role; `encode(clip)` its Audio struct, `latents(clip)` its stored latents or None), the drops
+    per SAMPLE_FILTERS name, and each strategy of the prompt that wrote no row with why (summary.json's
+    prompts.without_samples)."""
     scored = [c for c in clips if c.scores is not None]
     kept, dropped = dedup_samples([c.hash for c in scored], dedup)
     labels = label_samples([c.scores[primary] for c in scored], pairing)
@@ -48,6 +49,8 @@ def clip_rows(prompt: Prompt, clips: Sequence[Any], strategies: Sequence[str], p
             "sample_index": request.sample_index,
             "prompt_index": prompt.index,
             "scorer": primary,
+            "audio_latents": latents(clip),
+            "latent_space": latent_space,
         })
     written = {strategies[scored[p].strategy] for p in kept}
     without = []
@@ -80,6 +83,8 @@ def sample_features(labels: Sequence[str]) -> Any:
         "sample_index": value("int32"),
         "prompt_index": value("int64"),
         "scorer": value("string"),  # the first scorer's label
+        "audio_latents": value("binary"),  # the sampler's own latents (npy, float16), null when not kept
+        "latent_space": value("string"),  # id of the VAE that decodes them (mmpref/audio/latents.py)
     })
 
 

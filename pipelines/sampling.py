@@ -36,6 +36,7 @@ class SampleResult:
     request: SampleRequest
     sample: Any = None  # an HxWx3 uint8 array for images; None when the sample failed
     error: str | None = None  # why it failed: "non-finite latents at step 3", "sampling error: ..."
+    latents: Any = None  # the sampler's own latents of the sample, where it keeps them (audio: see audio/latents.py)
 
     @property
     def ok(self) -> bool:

@@ -20,7 +20,9 @@ Output: `OUTPUT_DIR/data/*.parquet` in Audio-Alpaca's schema (`prompt`, `chosen`
 Audio {bytes, path} WAV structs, `strategy`) plus provenance (scores under every scorer, seeds, steps, the
 caption each clip was generated from), which `mmpref train` reads as it is (`data.source: OUTPUT_DIR`,
 adapter text_to_audio); summary.json, score_distributions.png, scores_by_scorer.png and contact_sheet.png
-(mel spectrograms of chosen | rejected) as for images. Resumable and splittable over processes.
+(mel spectrograms of chosen | rejected) as for images. Resumable and splittable over processes. With a
+TangoPipeline each clip's own latents are kept too (`chosen_latents`, `rejected_latents`, `latent_space`;
+store_latents, mmpref/audio/latents.py), so training on the same VAE skips the lossy WAV round trip.
 
 With pairing.strategy: unpaired (and pairing.threshold) there are no pairs: every scored clip of a prompt,
 perturbed-caption clips included, is one row labelled desirable when the first scorer's score reaches the
@@ -39,6 +41,7 @@ from typing import Any, Literal
 
 import torch
 
+from mmpref.audio.latents import latents_to_bytes
 from mmpref.config import REQUIRED, to_plain
 from mmpref.errors import UserError
 from mmpref.pipelines.audio_sampler import (
@@ -124,6 +127,9 @@ class TextToAudioPairsConfig:
     pairing: PairingConfig = field(default_factory=PairingConfig)
     dedup: bool = True  # drop pairs of identical clips and repeats of the same pair (unpaired: repeated clips)
     wav_subtype: Literal["PCM_16", "PCM_24", "FLOAT"] = "PCM_16"  # WAV sample format of the stored clips (FLOAT: lossless)
+    # keep each clip's own latents beside its WAV (TangoPipeline models), so `mmpref train` on the same VAE trains
+    # on what the model produced instead of re-encoding the WAV (see mmpref/audio/latents.py)
+    store_latents: bool = True
     output: OutputConfig = REQUIRED  # type: ignore[assignment]
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
@@ -185,6 +191,7 @@ class _Clip:
     strategy: int  # index into the config's strategies
     role: str  # "original" or "perturbed"
     sample: Any = None
+    latents: Any = None  # the sampler's own latents of the clip (TangoPipeline), stored with output rows
     scores: dict[str, float] | None = None
     hash: str = ""
     error: str | None = None
@@ -232,6 +239,7 @@ class AudioShardWorker:
         self.perturber, self.transform = perturber, transform
         self.scorer_name = scorer.name
         self.sample_rate = int(getattr(sampler, "sample_rate", 16000))
+        self.latent_space = getattr(sampler, "latent_space", None) if config.store_latents else None
 
     # -- planning ----------------------------------------------------------------------------------------
     def _strategy_order(self, prompt: Prompt) -> list[int]:
@@ -388,7 +396,7 @@ class AudioShardWorker:
         """An unpaired run's rows of one prompt: its distinct scored clips, labelled (scored == kept + dropped)."""
         rows, dropped, without = clip_rows(prompt, clips, [s.name for s in self.config.strategies],
                                            self.scorer.labels[0], self.config.pairing, self.config.dedup,
-                                           lambda clip: self._audio(prompt, clip))
+                                           lambda clip: self._audio(prompt, clip), self._latents, self.latent_space)
         result.candidates += sum(c.scores is not None for c in clips)
         result.count_drops(dropped)
         result.unpaired.extend(without)
@@ -398,6 +406,12 @@ class AudioShardWorker:
         """The clip as a datasets Audio struct: WAV bytes (config.wav_subtype) and a file name."""
         return {"bytes": encode_wav(clip.sample, self.sample_rate, self.config.wav_subtype),
                 "path": f"{prompt.index:06d}_{clip.request.sample_index:03d}.wav"}
+
+    def _latents(self, clip: _Clip) -> bytes | None:
+        """The clip's own latents as npy bytes, when this run keeps them."""
+        if self.latent_space is None or clip.latents is None:
+            return None
+        return latents_to_bytes(clip.latents)
 
     def _row(self, prompt: Prompt, strategy: StrategyConfig, win: _Clip, lose: _Clip, cand: Candidate) -> dict[str, Any]:
         primary = self.scorer.labels[0]
@@ -423,6 +437,9 @@ class AudioShardWorker:
             "prompt_index": prompt.index,
             "scorer": primary,
             "pairing": self.config.pairing.strategy,
+            "chosen_latents": self._latents(win),
+            "rejected_latents": self._latents(lose),
+            "latent_space": self.latent_space,
         }
 
 
@@ -454,6 +471,9 @@ def pair_features(labels: Sequence[str]) -> Any:
         "prompt_index": value("int64"),
         "scorer": value("string"),
         "pairing": value("string"),
+        "chosen_latents": value("binary"),  # the sampler's own latents (npy, float16), null when not kept
+        "rejected_latents": value("binary"),
+        "latent_space": value("string"),  # id of the VAE that decodes them (mmpref/audio/latents.py)
     })
 
 
@@ -526,6 +546,7 @@ def make_job(config: TextToAudioPairsConfig) -> Job:
         "pairing": pairing_fingerprint(config.pairing),
         "dedup": config.dedup,
         "wav_subtype": config.wav_subtype,
+        "store_latents": config.store_latents,
         "prompt_options": {k: prompts[k] for k in ("column", "split", "limit", "dedup", "transform")},
         "prompts_per_shard": config.output.prompts_per_shard,
     }

@@ -46,6 +46,8 @@ def sample_and_record(sampler: Sampler, items: Sequence[ItemT]) -> list[ItemT]:
     for item, res in zip(items, results):
         if res.ok:
             item.sample, item.hash = res.sample, sample_hash(res.sample)
+            if res.latents is not None:
+                item.latents = res.latents
             good.append(item)
         else:
             item.error, item.stage = res.error, "sample"

@@ -200,6 +200,8 @@ def test_unpaired_audio_trains_with_kto(run, tmp_path, capsys):
     })
     capsys.readouterr()
     assert main(["train", str(train)]) == 0, capsys.readouterr().err
+    assert f"training on the sampler's own latents stored with {kept} rows" in capsys.readouterr().out, \
+        "each clip's audio_latents, not its re-encoded WAV"
     report = json.loads((tmp_path / "trained" / "data_report.json").read_text())
     assert report["schema"] == "single_audio" and report["used"] == kept and report["bad_rows"] == 0
     rows = [json.loads(line) for line in (tmp_path / "trained" / "metrics.jsonl").read_text().splitlines()]

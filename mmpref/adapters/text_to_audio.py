@@ -165,6 +165,18 @@ class TextToAudioAdapter(DiffusionAdapter):
             identity["files"] = weight_files_signature(p.pretrained, ["vae", "text_encoder"])
         return identity
 
+    def latent_space(self) -> str:
+        """Id of the loaded VAE's latent space: stored sampler latents with this id are trained on as they are."""
+        from mmpref.audio.latents import latent_space_id
+
+        return latent_space_id(self.vae)
+
+    def latent_shape(self) -> tuple[int, ...]:
+        """(channels, time, mel) of one clip's latents at the configured length."""
+        from mmpref.audio.mel import num_frames
+
+        return tuple(self.pipeline.latent_shape(num_frames(self.params.audio_length_in_s)))
+
     # ---- encoding ------------------------------------------------------------------------------
     @torch.no_grad()
     def encode_prompts(self, prompts: Sequence[str], pad_to: int | None = None) -> dict[str, torch.Tensor]:
@@ -181,10 +193,13 @@ class TextToAudioAdapter(DiffusionAdapter):
         return dist.sample(generator=generator).float() * vae.config.scaling_factor
 
     def encode_for_cache(self, batch: dict[str, Any], generator: torch.Generator | None) -> dict[str, torch.Tensor]:
-        mel = batch["mel"]  # [B, G, 1, frames, 64]
-        b, g = mel.shape[:2]
-        latents = self.encode_mels(mel.flatten(0, 1), generator)
-        out = {"latents": latents.view(b, g, *latents.shape[1:])}
+        if "latents" in batch:  # the sampler's own (data.stored_latents)
+            out = {"latents": batch["latents"].float()}
+        else:
+            mel = batch["mel"]  # [B, G, 1, frames, 64]
+            b, g = mel.shape[:2]
+            latents = self.encode_mels(mel.flatten(0, 1), generator)
+            out = {"latents": latents.view(b, g, *latents.shape[1:])}
         out.update(self.encode_prompts(batch["prompt"], pad_to=self.params.max_text_length))
         return {k: v.detach().cpu() for k, v in out.items()}
 

@@ -42,6 +42,7 @@ def data_identity(dataset: PreferenceDataset) -> dict[str, Any]:
     return {
         "fingerprint": getattr(dataset.data, "_fingerprint", None), "source": report.source,
         "schema": report.schema, "rows": rows, "seed": dataset.seed, "version": FORMAT_VERSION,
+        "stored_latents": dataset.latent_space,
     }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mmpref.data.images import MediaError
@@ -55,6 +56,7 @@ class PreferenceDataset(torch.utils.data.Dataset):
         self.prompt_column = PROMPT[report.schema]
         self.media_columns = MEDIA[report.schema]
         self.paired = len(self.media_columns) == 2
+        self.latent_space: str | None = None  # set when training on stored sampler latents (loaders.attach_stored_latents)
 
     def __len__(self) -> int:
         return len(self.report.rows)
@@ -63,17 +65,20 @@ class PreferenceDataset(torch.utils.data.Dataset):
         epoch, i = divmod(int(index), len(self))
         row = self.report.rows[i]
         record = self.data[row]
-        values = [resolve_media(record[c], self.base_dir) for c in self.media_columns]
-        if self.report.swap[i]:
-            values.reverse()
-        rng = random.Random(f"{self.seed}-{epoch}-{row}")
-        try:
-            media = self.prepare_media(values, rng)
-        except MediaError as err:
-            raise DataError(
-                f"data.source {self.report.source}: row {row}: {err}. Keep data.verify_media: true so such rows are "
-                "counted and skipped before training."
-            ) from None
+        if self.latent_space is not None:
+            media = {"latents": self._stored_latents(record, i)}
+        else:
+            values = [resolve_media(record[c], self.base_dir) for c in self.media_columns]
+            if self.report.swap[i]:
+                values.reverse()
+            rng = random.Random(f"{self.seed}-{epoch}-{row}")
+            try:
+                media = self.prepare_media(values, rng)
+            except MediaError as err:
+                raise DataError(
+                    f"data.source {self.report.source}: row {row}: {err}. Keep data.verify_media: true so such rows "
+                    "are counted and skipped before training."
+                ) from None
         target = self.report.target[i]
         desirable = [True, False] if self.paired else [bool(target)]
         return {
@@ -83,6 +88,16 @@ class PreferenceDataset(torch.utils.data.Dataset):
             "desirable": torch.tensor(desirable),
             "row": torch.tensor(row),
         }
+
+
+    def _stored_latents(self, record: dict[str, Any], i: int) -> torch.Tensor:
+        """The row's stored sampler latents [G, C, T, F] in the same order as its media (checked before training)."""
+        from mmpref.audio.latents import latents_from_bytes
+
+        arrays = [latents_from_bytes(record[f"{c}_latents"]) for c in self.media_columns]
+        if self.report.swap[i]:
+            arrays.reverse()
+        return torch.from_numpy(np.stack(arrays))
 
 
 class CachedDataset(torch.utils.data.Dataset):

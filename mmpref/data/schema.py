@@ -54,8 +54,15 @@ def detect_schema(columns: list[str], requested: str, label: str) -> str:
     )
 
 
+def latent_columns(schema: str, columns: list[str]) -> list[str]:
+    """The stored-latent columns of the schema's media (chosen_latents, ...; audio/latents.py), with the
+    latent-space id column, when the data has all of them; else none."""
+    wanted = [f"{m}_latents" for m in MEDIA[schema]] + ["latent_space"]
+    return wanted if all(c in columns for c in wanted) else []
+
+
 def needed_columns(schema: str, columns: list[str]) -> list[str]:
-    return [c for c in (*SCHEMAS[schema], *OPTIONAL[schema]) if c in columns]
+    return [c for c in (*SCHEMAS[schema], *OPTIONAL[schema], *latent_columns(schema, columns)) if c in columns]
 
 
 def resolve_media(value: Any, base_dir: Path | None) -> Any:

@@ -26,6 +26,9 @@ class DataSettings:
     ties: Literal["drop", "soft"] = "drop"  # Pick-a-Pic ties (label_0 = 0.5): drop and count, or keep as soft targets 0.5
     max_rows: int | None = None  # use only the first N rows (quick runs)
     verify_media: bool = True  # decode every image once before training so bad rows are counted, not crashed on
+    # train on the sampler's own latents where the data stores them (`mmpref generate`'s audio pairs) and they
+    # belong to this model's VAE; false: always encode the media (mmpref/audio/latents.py says why it matters)
+    stored_latents: bool = True
     max_bad_fraction: float = 0.01  # stop with a clear message when a larger share of rows cannot be used
     scan_workers: int | None = None  # processes for the scan and caching; default: 1 for small data, up to 8 otherwise
     shuffle: bool = True

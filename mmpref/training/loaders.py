@@ -10,7 +10,7 @@ import torch
 from mmpref.data.cache import build_or_load, data_identity, default_cache_root
 from mmpref.data.dataset import CachedDataset, EpochSampler, PreferenceDataset, collate
 from mmpref.data.scan import DataReport, scan
-from mmpref.data.schema import SCHEMAS, UNPAIRED, detect_schema
+from mmpref.data.schema import SCHEMAS, UNPAIRED, detect_schema, latent_columns
 from mmpref.data.sources import open_source
 from mmpref.errors import DataError
 from mmpref.training.config import PreferenceTrainConfig
@@ -40,6 +40,53 @@ def build_dataset(config: PreferenceTrainConfig, adapter: Any, objective: Any, a
     dataset = PreferenceDataset(source.dataset, report, source.base_dir, adapter.media_transform(),
                                 seed=config.training.seed)
     return dataset, report
+
+
+def attach_stored_latents(config: PreferenceTrainConfig, adapter: Any, dataset: PreferenceDataset,
+                          log: Any = print) -> None:
+    """Train on the sampler's own latents the data stores (mmpref/audio/latents.py) when they belong to the
+    loaded model's VAE; otherwise say why the media are encoded instead. Every used row's latents are read
+    once here, so a broken one stops the run before training with its row, not mid-epoch."""
+    from mmpref.audio.latents import latents_from_bytes
+
+    d, report = config.data, dataset.report
+    columns = latent_columns(report.schema, dataset.data.column_names)
+    if not columns:
+        return
+    if not d.stored_latents:
+        log(f"data.source {d.source}: stored sampler latents ignored (data.stored_latents: false); encoding the media")
+        return
+    if not hasattr(adapter, "latent_space"):
+        log(f"data.source {d.source}: the {type(adapter).__name__} does not train on stored latents; encoding the media")
+        return
+    mine, rows = adapter.latent_space(), report.rows
+    spaces = dataset.data.select_columns(["latent_space"])[list(rows)]["latent_space"] if rows else []
+    foreign = [s for s in spaces if s != mine]
+    if foreign:
+        log(f"data.source {d.source}: {len(foreign)} of {len(rows)} rows' stored latents are not of this model's VAE "
+            f"(latent space {foreign[0]}, the model's {mine}); encoding the media of every row instead")
+        return
+    expected, media, bad = adapter.latent_shape(), columns[:-1], []
+    table = dataset.data.select_columns(media)
+    for row in rows:
+        record = table[int(row)]
+        for column in media:
+            try:
+                shape = latents_from_bytes(record[column]).shape
+                if tuple(shape) != tuple(expected):
+                    raise ValueError(f"shape {tuple(shape)}, the model's is {tuple(expected)}")
+            except ValueError as err:
+                bad.append((int(row), column, str(err)))
+    if bad:
+        row, column, why = bad[0]
+        raise DataError(
+            f"data.source {d.source}: {len({b[0] for b in bad})} of {len(rows)} rows have unusable stored latents, "
+            f"e.g. row {row} {column}: {why}. Regenerate those rows, or set data.stored_latents=false to encode "
+            "the media of every row instead."
+        )
+    dataset.latent_space = mine
+    log(f"data.source {d.source}: training on the sampler's own latents stored with {len(rows)} rows "
+        f"(latent space {mine}), not on re-encoded media")
 
 
 def cached_dataset(config: PreferenceTrainConfig, adapter: Any, dataset: PreferenceDataset, accelerator: Any,
