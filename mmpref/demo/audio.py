@@ -11,16 +11,20 @@ OUT/report.json has the shapes demo's headline keys: base.accuracy, aligned.accu
 win_rate, seconds (plus the eval report, the configs and each stage's time).
 
 Measured with the bundled configs on the shipped base (2026-12-07, 2 CPU cores, `--fresh`; sampling in two
-processes of one thread each, training in one process of two threads from the encoded-pair cache): 1,068
-pairs from 373 prompts x 4 clips; held-out accuracy base 0.542 [0.494, 0.588] -> aligned 0.592 [0.544,
-0.640], gain +0.050 [+0.026, +0.076], win rate 0.708 [0.607, 0.806] (51 wins / 21 losses / 428 ties);
-stages generate 206 s, train 200 s, eval 143 s (550 s). The win-rate and time targets are met, the gain
-target (+0.10) is not.
+processes of one thread each, training in one process of two threads from the encoded-pair cache, on the
+latents generate stored with each clip): 1,068 pairs from 373 prompts x 4 clips; held-out accuracy base 0.542
+[0.494, 0.588] -> aligned 0.600 [0.548, 0.650], gain +0.058 [+0.028, +0.088], win rate 0.670 [0.573, 0.766]
+(63 wins / 31 losses / 406 ties); stages generate 208 s, train 194 s, eval 139 s (541 s). The win-rate and
+time targets are met, the gain target (+0.10) is not. Re-encoding the WAVs instead (data.stored_latents=false,
+what the demo did before generate kept latents) gained +0.050 [+0.026, +0.076], win rate 0.708, 550 s; at 800
+training steps (over the time target) +0.072 [+0.042, +0.104] on the clips' own latents against +0.036
+[+0.006, +0.066] re-encoded, at 1,200 +0.052: the round trip costs DPO part of its signal, but it is not what
+holds the gain near +0.05.
 The demo samples with 15 DDIM steps (CFG 3), for pairs and eval alike. At the 25 steps the base's own
 record uses, the same recipe gained nothing (0.608 -> 0.606, -0.002 [-0.030, +0.026], 852 s): DPO fitted
 its pairs (reward accuracy 0.75-0.89) while the samples stayed the same (82-93 % ties, also on training
-prompts). beta 20000 with an EMA of the LoRA, the sampler's own latents in place of re-encoded clips and
-count/order-contrast pairs from shared noise gave +0.016 at most; beta 300, 1,200 steps and a full-UNet
+prompts). beta 20000 with an EMA of the LoRA, the sampler's own latents in place of re-encoded clips (on an
+earlier base, before the vocoder's polish) and count/order-contrast pairs from shared noise gave +0.016 at most; beta 300, 1,200 steps and a full-UNet
 fine-tune stayed within 0.04 of the base (screens of 125 held-out prompts x 2 seeds). With 10 steps (base
 0.506; 600 training steps to use the time saved) the gain was +0.038 [+0.012, +0.066], win rate 0.59.
 On the 15-step pairs (training at one thread), an EMA of the LoRA gave +0.042, beta 5000 with it +0.034,
@@ -37,7 +41,9 @@ sound changed, as loose web captions do) took the base to 0.338 held-out; the de
 -0.014 [-0.034, +0.006], win rate 0.42 (84 % ties).
 Nor a less-trained base: the same UNet run's checkpoint at 4,000 of its 7,000 steps (the shipped VAE, vocoder
 and text encoder) samples 0.444 held-out at 15 steps; the demo on it (1,277 pairs) gained +0.002 [-0.022, +0.026],
-win rate 0.58, 580 s. Nor a stronger guidance at eval: the demo's LoRA at CFG 5 gains +0.042 (base 0.580).
+win rate 0.58, 580 s. Nor a better-trained one: the shipped UNet trained on for 3,000 more steps at the schedule's
+floor lr (1e-4, from its EMA weights) samples 0.610 held-out at 15 steps; the demo on it (re-encoding the WAVs) gained +0.046
+[+0.016, +0.080], win rate 0.66. Nor a stronger guidance at eval: the demo's LoRA at CFG 5 gains +0.042 (base 0.580).
 Nor KTO on generate's unpaired clips (pairing.strategy unpaired, truth threshold 1.0: 964 desirable, 528 not):
 lr 1e-3 broke the base (0.094, as SFT on re-encoded clips does), lr 1e-4 -0.010 [-0.036, +0.018]. What DPO has
 to fix is mostly counts (536 of 768 failed checks of the pairs' rejected clips, off by one either way).
