@@ -32,14 +32,11 @@ pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, energy_scorer):
     from mmpref.reward_models.testing import make_clap
-    from mmpref.testing.tiny_audio import build_tiny_tango
 
     root = tmp_path_factory.mktemp("audio_generate")
-    model = build_tiny_tango(root / "tango")
+    model, prompts = support.tiny_tango_and_prompts(root, PROMPTS)
     clap = make_clap(root / "clap")
     out = root / "pairs"
-    prompts = root / "prompts.txt"
-    prompts.write_text("\n".join(PROMPTS) + "\n")
     config = {
         "pipeline": "text_to_audio_pairs",
         "model": {"path": str(model)},

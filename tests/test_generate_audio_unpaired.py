@@ -36,12 +36,8 @@ SEED = 5
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, energy_scorer):
-    from mmpref.testing.tiny_audio import build_tiny_tango
-
     root = tmp_path_factory.mktemp("audio_unpaired")
-    model = build_tiny_tango(root / "tango")
-    prompts = root / "prompts.txt"
-    prompts.write_text("\n".join(PROMPTS) + "\n")
+    model, prompts = support.tiny_tango_and_prompts(root, PROMPTS)
     out = root / "samples"
     config = {
         "pipeline": "text_to_audio_pairs",

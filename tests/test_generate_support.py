@@ -113,6 +113,16 @@ def config_dict(model: Path, out: Path, prompts: Sequence[str] | None = None, **
     return config
 
 
+def tiny_tango_and_prompts(root: Path, prompts: Sequence[str]) -> tuple[Path, Path]:
+    """A tiny random TangoPipeline saved under root/tango and the prompts as a text file (an audio run's inputs)."""
+    from mmpref.testing.tiny_audio import build_tiny_tango
+
+    model = build_tiny_tango(root / "tango")
+    path = root / "prompts.txt"
+    path.write_text("\n".join(prompts) + "\n")
+    return model, path
+
+
 def write_config(path: Path, config: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

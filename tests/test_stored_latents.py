@@ -27,12 +27,8 @@ pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, energy_scorer):
-    from mmpref.testing.tiny_audio import build_tiny_tango
-
     root = tmp_path_factory.mktemp("stored_latents")
-    model = build_tiny_tango(root / "tango")
-    prompts = root / "prompts.txt"
-    prompts.write_text("\n".join(PROMPTS) + "\n")
+    model, prompts = support.tiny_tango_and_prompts(root, PROMPTS)
     config = {
         "pipeline": "text_to_audio_pairs",
         "model": {"path": str(model)},
