@@ -19,7 +19,9 @@ time targets are met, the gain target (+0.10) is not. Re-encoding the WAVs inste
 what the demo did before generate kept latents) gained +0.050 [+0.026, +0.076], win rate 0.708, 550 s; at 800
 training steps (over the time target) +0.072 [+0.042, +0.104] on the clips' own latents against +0.036
 [+0.006, +0.066] re-encoded, at 1,200 +0.052: the round trip costs DPO part of its signal, but it is not what
-holds the gain near +0.05.
+holds the gain near +0.05. On the stored latents at 400 steps, beta 5000 +0.038, 1000 +0.070 [+0.036, +0.106]
+(win rate 0.667), 500 +0.072 [+0.036, +0.108] (0.619), 250 -0.024 (win rate 0.49), lr 5e-4 +0.048: single runs, within each other's
+noise, so the config keeps Tango 2's beta 2000.
 The demo samples with 15 DDIM steps (CFG 3), for pairs and eval alike. At the 25 steps the base's own
 record uses, the same recipe gained nothing (0.608 -> 0.606, -0.002 [-0.030, +0.026], 852 s): DPO fitted
 its pairs (reward accuracy 0.75-0.89) while the samples stayed the same (82-93 % ties, also on training
