@@ -192,24 +192,22 @@ class TextToAudioAdapter(DiffusionAdapter):
         dist = vae.encode(mel.to(self.device, vae.dtype)).latent_dist
         return dist.sample(generator=generator).float() * vae.config.scaling_factor
 
+    def batch_latents(self, batch: dict[str, Any], generator: torch.Generator | None) -> torch.Tensor:
+        """[B, G, C, T, F] float32: the batch's latents when it carries them (the sampler's own, stored with the
+        data, or the cache's), else the VAE's of its mels [B, G, 1, frames, 64]."""
+        if "latents" in batch:
+            return batch["latents"].to(self.device, torch.float32)
+        mel = batch["mel"]
+        flat = self.encode_mels(mel.flatten(0, 1), generator)
+        return flat.view(mel.shape[0], mel.shape[1], *flat.shape[1:])
+
     def encode_for_cache(self, batch: dict[str, Any], generator: torch.Generator | None) -> dict[str, torch.Tensor]:
-        if "latents" in batch:  # the sampler's own (data.stored_latents)
-            out = {"latents": batch["latents"].float()}
-        else:
-            mel = batch["mel"]  # [B, G, 1, frames, 64]
-            b, g = mel.shape[:2]
-            latents = self.encode_mels(mel.flatten(0, 1), generator)
-            out = {"latents": latents.view(b, g, *latents.shape[1:])}
+        out = {"latents": self.batch_latents(batch, generator)}
         out.update(self.encode_prompts(batch["prompt"], pad_to=self.params.max_text_length))
         return {k: v.detach().cpu() for k, v in out.items()}
 
     def encode(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Encoded:
-        if "latents" in batch:
-            latents = batch["latents"].to(self.device, torch.float32)
-        else:
-            mel = batch["mel"]
-            flat = self.encode_mels(mel.flatten(0, 1), generator)
-            latents = flat.view(mel.shape[0], mel.shape[1], *flat.shape[1:])
+        latents = self.batch_latents(batch, generator)
         b, g = latents.shape[:2]
         samples = latents.transpose(0, 1).reshape(g * b, *latents.shape[2:])
         text = ({"prompt_embeds": batch["prompt_embeds"], "attention_mask": batch["attention_mask"]}

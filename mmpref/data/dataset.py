@@ -89,7 +89,6 @@ class PreferenceDataset(torch.utils.data.Dataset):
             "row": torch.tensor(row),
         }
 
-
     def _stored_latents(self, record: dict[str, Any], i: int) -> torch.Tensor:
         """The row's stored sampler latents [G, C, T, F] in the same order as its media (checked before training)."""
         from mmpref.audio.latents import latents_from_bytes
