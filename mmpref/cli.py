@@ -1,4 +1,4 @@
-"""The `mmpref` command line: train, generate, score, eval, demo, list, cp, env.
+"""The `mmpref` command line: train, generate, score, eval, fuse, demo, list, cp, env.
 
 Errors the user can fix print one or two lines and exit with status 2; internal errors keep their
 traceback.
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from mmpref import __version__
 from mmpref.errors import UserError
 
-COMMANDS = ("train", "generate", "score", "eval", "demo", "list", "cp", "env")
+COMMANDS = ("train", "generate", "score", "eval", "fuse", "demo", "list", "cp", "env")
 
 DESCRIPTION = """\
 mmpref aligns diffusion and multimodal models with preference data:
@@ -27,6 +27,7 @@ common workflows:
   mmpref train my.yaml training.lr=1e-5         train (key.path=value overrides; --dry-run validates only)
   accelerate launch -m mmpref train my.yaml     the same on many GPUs
   mmpref generate CONFIG                        sample -> score -> pair -> write a preference dataset
+  mmpref fuse LORA_DIR --out DIR                a trained LoRA fused into its base (an on-policy round's base)
   mmpref score --model pickscore IMAGES ...     score images with bundled reward models
 """
 

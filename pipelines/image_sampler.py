@@ -18,6 +18,7 @@ import torch
 
 from mmpref.config import REQUIRED
 from mmpref.errors import ConfigError, UserError
+from mmpref.pipelines.lora import check_lora_setting, fuse_lora_into
 from mmpref.pipelines.sampling import (
     SampleRequest,
     SampleResult,
@@ -35,6 +36,11 @@ class ImageModelConfig:
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     variant: str | None = None  # weight variant to load, e.g. fp16
     scheduler: str | None = None  # a diffusers scheduler class to swap in, e.g. DPMSolverMultistepScheduler
+    lora: str | None = None  # an `mmpref train` LoRA output folder to apply (fused): sample the aligned model
+    lora_scale: float = 1.0  # the LoRA's strength when fused
+
+    def check(self) -> None:
+        check_lora_setting(self.lora)
 
 
 @dataclass
@@ -78,6 +84,8 @@ def load_diffusers_pipeline(model: ImageModelConfig, device: torch.device) -> An
                         "Give a pipeline directory (with model_index.json) or a hub id when online.") from None
     if model.scheduler:
         swap_scheduler(pipe, model.scheduler)
+    if model.lora:
+        fuse_lora_into(pipe, model.lora, model.lora_scale, what="model.lora", base=model.path)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 

@@ -59,6 +59,7 @@ from mmpref.pipelines.audio_samples import (
 )
 from mmpref.pipelines.engine import Job, run_generation
 from mmpref.pipelines.filters import SAMPLE_FILTERS, FiltersConfig
+from mmpref.pipelines.lora import model_fingerprint
 from mmpref.pipelines.multi_filters import ScorerFilter, check_labels, filter_multi, filter_names
 from mmpref.pipelines.pairing import Candidate, PairingConfig, form_pairs, pairing_fingerprint
 from mmpref.pipelines.perturbation import Perturber, resolve_perturber
@@ -537,7 +538,7 @@ def make_job(config: TextToAudioPairsConfig) -> Job:
     labels = [f.label for f in config.scorers]
     unpaired = config.pairing.unpaired
     content = {
-        "model": to_plain(config.model),
+        "model": model_fingerprint(config.model),
         "sampling": to_plain(config.sampling),
         "strategies": to_plain(config.strategies),
         "assign": config.assign,

@@ -18,6 +18,7 @@ from mmpref.config import REQUIRED, Component, component, to_plain
 from mmpref.pipelines.engine import Job, run_generation
 from mmpref.pipelines.filters import FiltersConfig
 from mmpref.pipelines.image_sampler import DiffusersImageSampler, ImageModelConfig, ImageSamplingConfig
+from mmpref.pipelines.lora import model_fingerprint
 from mmpref.pipelines.pairing import PairingConfig, pairing_fingerprint
 from mmpref.pipelines.prompts import PromptsConfig
 from mmpref.pipelines.settings import OutputConfig, RuntimeConfig
@@ -57,7 +58,7 @@ def make_job(config: TextToImagePairsConfig) -> Job:
     """Describe the run to the modality-agnostic engine (module-level, so worker processes can rebuild it)."""
     prompts = to_plain(config.prompts)
     content = {
-        "model": to_plain(config.model),
+        "model": model_fingerprint(config.model),
         "sampling": to_plain(config.sampling),
         "scorer": to_plain(config.scorer),
         "pairing": pairing_fingerprint(config.pairing),

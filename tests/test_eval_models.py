@@ -99,7 +99,8 @@ def test_lora_file_mixing_key_formats_loads_every_layer(models, tmp_path):
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    from mmpref.evaluation.engine import LORA_FILE, load_model
+    from mmpref.evaluation.engine import load_model
+    from mmpref.pipelines.lora import LORA_FILE
 
     source = models["lora"] / LORA_FILE
     state = load_file(str(source))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import io
+import json
 
 import numpy as np
 import pyarrow as pa
@@ -123,6 +124,10 @@ def _cached_latents(tmp_path):
     return {int(r): np.asarray(x, dtype=np.float32) for r, x in zip(cache["row"], cache["latents"])}
 
 
+def _latents_report(tmp_path):
+    return json.loads((tmp_path / "trained" / "data_report.json").read_text())["stored_latents"]
+
+
 def _stored(row):
     return np.stack([latents_from_bytes(row["chosen_latents"]), latents_from_bytes(row["rejected_latents"])])
 
@@ -135,6 +140,8 @@ def test_training_uses_the_stored_latents_exactly(run, tmp_path, capsys):
     assert len(cached) == len(run["rows"])
     for r, latents in cached.items():
         np.testing.assert_array_equal(latents, _stored(run["rows"][r]))  # float16 both ways: exact
+    record = _latents_report(tmp_path)
+    assert record["used"] is True and record["rows"] == len(run["rows"]) and len(record["latent_space"]) == 16
 
 
 def test_stored_latents_off_re_encodes_the_wavs(run, tmp_path, capsys):
@@ -145,6 +152,8 @@ def test_stored_latents_off_re_encodes_the_wavs(run, tmp_path, capsys):
     gaps = [np.linalg.norm(x - _stored(run["rows"][r])) / np.linalg.norm(_stored(run["rows"][r]))
             for r, x in cached.items()]
     assert min(gaps) > 1e-2, "re-encoded latents are not the sampler's"
+    assert _latents_report(tmp_path) == {"used": False,
+                                         "why": "stored sampler latents ignored (data.stored_latents: false)"}
 
 
 def _rewrite(run, tmp_path, change):
@@ -166,6 +175,8 @@ def test_latents_of_another_vae_are_not_used(run, tmp_path, capsys):
     assert f"1 of {len(run['rows'])} rows' stored latents are not of this model's VAE (latent space 0123456789abcdef" in log
     assert "encoding the media of every row instead" in log
     assert "training on the sampler's own latents" not in log
+    record = _latents_report(tmp_path)
+    assert record["used"] is False and "not of this model's VAE" in record["why"]
 
 
 def test_an_unreadable_stored_latent_stops_with_its_row(run, tmp_path, capsys):

@@ -35,6 +35,8 @@ class DataReport:
     ties: int
     ties_kept: bool
     bad: list[tuple[int, str]] = field(default_factory=list)
+    # What training feeds the model for data with stored sampler latents (set once the model has loaded).
+    latents: dict[str, Any] | None = None
 
     @property
     def used(self) -> int:
@@ -59,6 +61,7 @@ class DataReport:
             "source": self.source, "schema": self.schema, "total_rows": self.total, "used": self.used,
             "ties": self.ties, "ties_kept": self.ties_kept, "bad_rows": len(self.bad),
             "bad": [{"row": i, "reason": why} for i, why in self.bad],
+            **({"stored_latents": self.latents} if self.latents is not None else {}),
         }
 
     def write(self, path: Path) -> None:

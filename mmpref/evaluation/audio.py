@@ -50,17 +50,13 @@ def is_audio_model(model: EvalModel) -> bool:
 def load_audio_model(model: EvalModel, settings: EvalSettings, device: Any) -> Any:
     """A text-to-audio pipeline on `device`: loaded as `mmpref generate` loads it, LoRA applied and fused."""
     from mmpref.pipelines.audio_sampler import AudioModelConfig, load_audio_pipeline
+    from mmpref.pipelines.lora import fuse_lora_into
 
     info = describe_model(model)
     source = info["base"] if info["kind"] == "lora" else info["path"]
     pipe = load_audio_pipeline(AudioModelConfig(path=source, scheduler=settings.scheduler), device)
     if info["kind"] == "lora":
-        try:
-            pipe.load_lora_weights(info["path"], adapter_name="mmpref_eval")
-        except Exception as err:  # noqa: BLE001 - diffusers/peft raise many types for mismatched LoRAs
-            raise UserError(f"model '{model.name}': cannot apply the LoRA in {info['path']} to {source} "
-                            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}).") from None
-        pipe.fuse_lora(lora_scale=model.lora_scale, adapter_names=["mmpref_eval"])
+        fuse_lora_into(pipe, info["path"], model.lora_scale, what=f"model '{model.name}'", base=source)
     return pipe
 
 

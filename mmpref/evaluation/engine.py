@@ -15,11 +15,9 @@ image. Scores come from any registered scorers; "accuracy" is the share of sampl
 
 from __future__ import annotations
 
-import contextlib
 import json
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,6 @@ from mmpref.errors import ConfigError, UserError
 from mmpref.evaluation import stats
 
 SHAPES_BASE = "shapes_base"  # alias for the shipped shapes-world base pipeline
-LORA_FILE = "pytorch_lora_weights.safetensors"
 
 
 @dataclass
@@ -125,6 +122,8 @@ def resolve_path(path: str) -> str:
 
 def describe_model(model: EvalModel) -> dict[str, Any]:
     """Kind (pipeline or lora), the resolved path and the base a LoRA applies to."""
+    from mmpref.pipelines.lora import LORA_FILE
+
     path = Path(resolve_path(model.path)).expanduser()
     if path.is_dir() and (path / "model_index.json").exists():
         return {"kind": "pipeline", "path": str(path), "base": None}
@@ -150,46 +149,14 @@ def describe_model(model: EvalModel) -> dict[str, Any]:
 def load_model(model: EvalModel, settings: EvalSettings, device: Any) -> Any:
     """A diffusers pipeline on `device`: loaded with stock `from_pretrained`, LoRA applied and fused."""
     from mmpref.pipelines.image_sampler import ImageModelConfig, load_diffusers_pipeline
+    from mmpref.pipelines.lora import fuse_lora_into
 
     info = describe_model(model)
     source = info["base"] if info["kind"] == "lora" else info["path"]
     pipe = load_diffusers_pipeline(ImageModelConfig(path=source, scheduler=settings.scheduler), device)
     if info["kind"] == "lora":
-        try:
-            with _consistent_lora_dir(Path(info["path"])) as lora_dir:
-                pipe.load_lora_weights(lora_dir, adapter_name="mmpref_eval")
-        except Exception as err:  # noqa: BLE001 - diffusers/peft raise many types for mismatched LoRAs
-            raise UserError(f"model '{model.name}': cannot apply the LoRA in {info['path']} to {source} "
-                            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}).") from None
-        pipe.fuse_lora(lora_scale=model.lora_scale, adapter_names=["mmpref_eval"])
+        fuse_lora_into(pipe, info["path"], model.lora_scale, what=f"model '{model.name}'", base=source)
     return pipe
-
-
-@contextlib.contextmanager
-def _consistent_lora_dir(path: Path) -> Iterator[str]:
-    """`path`, or a temporary copy (removed afterwards) whose keys all use PEFT's names.
-
-    LoRA files written by mmpref before it kept peft's key names (and by diffusers'
-    `convert_state_dict_to_diffusers` with targets beyond attention) mix `lora.down/up` and `lora_A/B`
-    keys; `load_lora_weights` then takes the file for PEFT format and silently drops the attention
-    layers. One naming (with the file's metadata, which holds alpha) loads every layer.
-    """
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    file = path / LORA_FILE
-    state = load_file(str(file))
-    old = any(".lora.down." in k or ".lora.up." in k for k in state)
-    peft = any(".lora_A." in k or ".lora_B." in k for k in state)
-    if not (old and peft):
-        yield str(path)
-        return
-    with safe_open(str(file), "pt") as f:
-        metadata = f.metadata()
-    fixed = {k.replace(".lora.down.", ".lora_A.").replace(".lora.up.", ".lora_B."): v for k, v in state.items()}
-    with tempfile.TemporaryDirectory(prefix="mmpref-lora-") as folder:
-        save_file(fixed, str(Path(folder) / LORA_FILE), metadata=metadata)
-        yield folder
 
 
 # ---- the run --------------------------------------------------------------------------------------

@@ -35,37 +35,45 @@ def build_dataset(config: PreferenceTrainConfig, adapter: Any, objective: Any, a
         )
     if accelerator.is_main_process:
         log(report.summary())
-        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
-        report.write(Path(config.output_dir) / "data_report.json")
+        write_report(config, report)
     dataset = PreferenceDataset(source.dataset, report, source.base_dir, adapter.media_transform(),
                                 seed=config.training.seed)
     return dataset, report
+
+
+def write_report(config: PreferenceTrainConfig, report: DataReport) -> None:
+    """OUTPUT_DIR/data_report.json: what the scan found (and, once the model loads, what it trains on)."""
+    Path(config.output_dir).mkdir(parents=True, exist_ok=True)
+    report.write(Path(config.output_dir) / "data_report.json")
 
 
 def attach_stored_latents(config: PreferenceTrainConfig, adapter: Any, dataset: PreferenceDataset,
                           log: Any = print) -> None:
     """Train on the sampler's own latents the data stores (mmpref/audio/latents.py) when they belong to the
     loaded model's VAE; otherwise say why the media are encoded instead. Every used row's latents are read
-    once here, so a broken one stops the run before training with its row, not mid-epoch."""
+    once here, so a broken one stops the run before training with its row, not mid-epoch. The choice is
+    logged and recorded in the data report (`stored_latents`)."""
     from mmpref.audio.latents import latents_from_bytes
 
     d, report = config.data, dataset.report
     columns = latent_columns(report.schema, dataset.data.column_names)
     if not columns:
         return
+
+    def encode_media(why: str) -> None:
+        report.latents = {"used": False, "why": why}
+        log(f"data.source {d.source}: {why}; encoding the media of every row instead")
+
     if not d.stored_latents:
-        log(f"data.source {d.source}: stored sampler latents ignored (data.stored_latents: false); encoding the media")
-        return
+        return encode_media("stored sampler latents ignored (data.stored_latents: false)")
     if not hasattr(adapter, "latent_space"):
-        log(f"data.source {d.source}: the {type(adapter).__name__} does not train on stored latents; encoding the media")
-        return
+        return encode_media(f"the {type(adapter).__name__} does not train on stored latents")
     mine, rows = adapter.latent_space(), report.rows
     spaces = dataset.data.select_columns(["latent_space"])[list(rows)]["latent_space"] if rows else []
     foreign = [s for s in spaces if s != mine]
     if foreign:
-        log(f"data.source {d.source}: {len(foreign)} of {len(rows)} rows' stored latents are not of this model's VAE "
-            f"(latent space {foreign[0]}, the model's {mine}); encoding the media of every row instead")
-        return
+        return encode_media(f"{len(foreign)} of {len(rows)} rows' stored latents are not of this model's VAE "
+                            f"(latent space {foreign[0]}, the model's {mine})")
     expected, media, bad = adapter.latent_shape(), columns[:-1], []
     table = dataset.data.select_columns(media)
     for row in rows:
@@ -85,6 +93,7 @@ def attach_stored_latents(config: PreferenceTrainConfig, adapter: Any, dataset: 
             "the media of every row instead."
         )
     dataset.latent_space = mine
+    report.latents = {"used": True, "rows": len(rows), "latent_space": mine}
     log(f"data.source {d.source}: training on the sampler's own latents stored with {len(rows)} rows "
         f"(latent space {mine}), not on re-encoded media")
 

@@ -27,7 +27,13 @@ from mmpref.training.checkpoint import STATE_FILE, Checkpoints, read_json, write
 from mmpref.training.config import PreferenceTrainConfig
 from mmpref.training.faults import maybe_crash
 from mmpref.training.guard import check_finite
-from mmpref.training.loaders import attach_stored_latents, build_dataset, build_loader, cached_dataset
+from mmpref.training.loaders import (
+    attach_stored_latents,
+    build_dataset,
+    build_loader,
+    cached_dataset,
+    write_report,
+)
 from mmpref.training.models import Reference, apply_lora, load_ema, lora_config, make_ema, save_ema
 from mmpref.training.setup import (
     effective_batch,
@@ -111,6 +117,8 @@ class PreferenceTrainer:
         dataset, self.report = build_dataset(cfg, self.adapter, self.objective, acc, log=self.log)
         self.adapter.load(acc.device, self.weight_dtype)
         attach_stored_latents(cfg, self.adapter, dataset, log=self.log)
+        if acc.is_main_process and self.report.latents is not None:
+            write_report(cfg, self.report)  # now with what the model trains on
         if cfg.data.cache.enabled:
             dataset = cached_dataset(cfg, self.adapter, dataset, acc, log=self.log)
         self.soft_targets = any(t != 1.0 for t in self.report.target) and self.report.schema not in UNPAIRED
