@@ -17,10 +17,10 @@ import argparse
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from side_by_side import print_ratio, time_sides
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
@@ -100,24 +100,17 @@ def main() -> None:
         prompts = PROMPT_SETS["objects"]()[: args.prompts]
         n = args.prompts * args.samples
         baseline(model, scorer_spec, prompts[:2], 2, 2, seed=1)  # warm-up (oneDNN kernels, imports)
-        times: dict[str, list[float]] = {"plain loop": [], "mmpref generate": []}
-        for r in range(args.repeats):
-            start = time.perf_counter()
-            baseline(model, scorer_spec, prompts, args.samples, args.steps, seed=0)
-            times["plain loop"].append(time.perf_counter() - start)
-            out = root / f"out{r}"
-            start = time.perf_counter()
-            mmpref_generate(model, scorer_spec, out, args, seed=0)
-            times["mmpref generate"].append(time.perf_counter() - start)
-            shutil.rmtree(out)
-        best = {k: min(v) for k, v in times.items()}
-        print(f"tiny SD 32x32, {args.prompts} prompts x {args.samples} samples = {n} samples, {args.steps} steps, "
-              f"scorer {args.scorer}, mmpref batch {args.batch_size}, torch threads {torch.get_num_threads()}, "
-              f"best of {args.repeats}")
-        for name, seconds in best.items():
-            runs = ", ".join(f"{t:.1f}" for t in times[name])
-            print(f"  {name:<16} {seconds:7.2f} s   {n / seconds:8.1f} samples/s   (runs: {runs} s)")
-        print(f"  ratio (mmpref generate / plain loop): {best['plain loop'] / best['mmpref generate']:.2f}x  (goal >= 1.0)")
+
+        def generate(r: int) -> None:
+            mmpref_generate(model, scorer_spec, root / f"out{r}", args, seed=0)
+            shutil.rmtree(root / f"out{r}")
+
+        times = time_sides({"plain loop": lambda r: baseline(model, scorer_spec, prompts, args.samples, args.steps, seed=0),
+                            "mmpref generate": generate}, args.repeats)
+        print_ratio(times, n, "samples",
+                    f"tiny SD 32x32, {args.prompts} prompts x {args.samples} samples = {n} samples, {args.steps} steps, "
+                    f"scorer {args.scorer}, mmpref batch {args.batch_size}, torch threads {torch.get_num_threads()}, "
+                    f"best of {args.repeats}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

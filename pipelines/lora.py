@@ -35,13 +35,31 @@ def fuse_lora_into(pipe: Any, lora_dir: str, scale: float, *, what: str, base: s
         raise UserError(f"{what}: {lora_dir} holds no {LORA_FILE}; give the output folder of an `mmpref train` run "
                         "with finetune: lora.")
     try:
-        with consistent_lora_dir(folder) as path:
+        with consistent_lora_dir(folder) as path, _without_loader_errors():
             pipe.load_lora_weights(path, adapter_name=ADAPTER)
     except Exception as err:  # noqa: BLE001 - diffusers/peft raise many types for mismatched LoRAs
         first = str(err).splitlines()[0] if str(err) else ""
         raise UserError(f"{what}: cannot apply the LoRA in {lora_dir} to {base} ({type(err).__name__}: {first}). "
                         "Is it a LoRA of this base model?") from None
     pipe.fuse_lora(lora_scale=scale, adapter_names=[ADAPTER])
+
+
+@contextlib.contextmanager
+def _without_loader_errors() -> Iterator[None]:
+    """Drop diffusers' own error log of a failed LoRA load (the exception text again, which reads like a
+    traceback); the UserError above says what failed. Its warnings (unexpected or missing keys) still show."""
+    import logging
+
+    logger = logging.getLogger("diffusers.loaders.peft")
+
+    def drop_errors(record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+    logger.addFilter(drop_errors)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop_errors)
 
 
 @contextlib.contextmanager

@@ -61,3 +61,38 @@ def test_mmpref_cp_copies_the_audio_configs(tmp_path):
         dest = tmp_path / f"{name}.yaml"
         assert main(["cp", name, str(dest)]) == 0
         assert dest.read_text() == bundled_configs()[name].read_text()
+
+
+def test_reduced_audio_demo_in_two_on_policy_rounds(tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import load_file
+
+    out = tmp_path / "demo"
+    code = main(["demo", "--world", "audio", "--out", str(out), "--threads", "1", "--train-threads", "1",
+                 "--rounds", "2", *REDUCED])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = check_demo_report(out, captured.out)
+    first, second = report["rounds"]
+    assert first == {"round": 1, "model": report["eval"]["models"][0]["path"], "pairs": str(out / "pairs"),
+                     "aligned": str(out / "aligned"), "pairs_kept": report["pairs"]["pairs"]["kept"]}
+    model = out / "round2" / "model"
+    assert second["model"] == str(model) and second["aligned"] == str(out / "round2" / "aligned")
+    assert second["pairs_kept"] >= 1 and set(second["seconds"]) == {"generate", "train"}
+    assert report["stage_seconds"]["fuse"] >= 0
+    # round 2's policy and reference: the shipped base with round 1's LoRA fused in
+    fused = json.loads((model / "mmpref_fused.json").read_text())
+    assert fused["lora"] == str(out / "aligned") and fused["path"] == first["model"]
+    base_unet = load_file(str(sorted((Path(first["model"]) / "unet").glob("*.safetensors"))[0]))
+    round2_unet = load_file(str(sorted((model / "unet").glob("*.safetensors"))[0]))
+    assert any(not torch.equal(base_unet[k], round2_unet[k]) for k in base_unet)
+    # round 2 sampled that model with the next seed, and the eval compares the base with round 2's LoRA on it
+    pairs_config = (out / "round2" / "pairs" / "config.yaml").read_text()
+    assert f"path: {model}" in pairs_config and "seed: 1" in pairs_config
+    aligned = report["eval"]["models"][1]
+    assert aligned["kind"] == "lora" and aligned["path"] == str(out / "round2" / "aligned")
+    assert aligned["base"] == str(model)
+    check_lora_trained(out / "round2" / "aligned")

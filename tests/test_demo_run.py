@@ -147,3 +147,22 @@ def test_demo_keeps_an_encoded_pair_cache_inside_its_output(tmp_path):
     assert train.config.data.cache.dir == named
     _, train, _ = load_stage_configs(DemoSettings(out=str(out)))
     assert not train.config.data.cache.enabled and not train.config.data.cache.dir
+
+
+def test_reduced_demo_in_two_on_policy_rounds(tmp_path, capsys):
+    """Round 2 samples round 1's model (its LoRA fused into the base) and the eval measures round 2's LoRA on it."""
+    import json
+
+    out = tmp_path / "demo"
+    code = main(["demo", "--out", str(out), "--threads", "1", "--rounds", "2", *REDUCED])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = check_demo_report(out, captured.out)
+    assert "[round 2/2] generate: round 1's model" in captured.out and "[round 2/2] train: done" in captured.out
+    model, aligned = out / "round2" / "model", out / "round2" / "aligned"
+    assert [r["round"] for r in report["rounds"]] == [1, 2] and report["rounds"][1]["aligned"] == str(aligned)
+    assert json.loads((model / "mmpref_fused.json").read_text())["lora"] == str(out / "aligned")
+    assert (model / "model_index.json").is_file()
+    evaluated = report["eval"]["models"][1]
+    assert (evaluated["path"], evaluated["base"]) == (str(aligned), str(model))  # base from round 2's config.yaml
+    check_lora_trained(aligned)

@@ -69,6 +69,7 @@ class DemoSettings:
     threads: int | None = 1  # torch CPU threads per sampling process (null: torch's default)
     train_threads: int | None = 2  # the train stage runs alone in one process: one thread per core of the 2-core target
     fresh: bool = False  # delete OUT/pairs, OUT/aligned and OUT/cache first (a changed config cannot resume old pairs)
+    rounds: int = 1  # on-policy rounds: round k > 1 samples round k-1's model (fused) and trains a LoRA on it
 
 
 def split_overrides(overrides: list[str]) -> dict[str, list[str]]:
@@ -212,19 +213,24 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] = print) -> dict
         torch.set_num_threads(settings.threads)
     out = Path(settings.out)
     if settings.fresh:
-        for sub in ("pairs", "aligned", "cache"):
+        for sub in ("pairs", "aligned", "cache", *(p.name for p in out.glob("round[0-9]*"))):
             shutil.rmtree(out / sub, ignore_errors=True)
     generate, train, eval_data = load_stage_configs(settings)
     seconds: dict[str, float] = {}
+    more = ("samples per prompt (generate.prompts.limit, generate.sampling.samples_per_prompt) or a lower "
+            "generate.filters.min_margin")
 
     log(f"[1/3] generate: {generate.path.name} -> {generate.config.output.dir} (scorer "
         f"{generate.config.scorer.name}, {generate.config.sampling.samples_per_prompt} samples per prompt)")
     t0 = time.time()
     gen_summary = generate.entry.obj(generate.config)
     seconds["generate"] = round(time.time() - t0, 1)
-    log_generated(gen_summary, seconds, log, "samples per prompt (generate.prompts.limit, "
-                  "generate.sampling.samples_per_prompt) or a lower generate.filters.min_margin")
+    log_generated(gen_summary, seconds, log, more)
     train_result = train_stage(train, seconds, log, settings.train_threads)
+    rounds = later_rounds(settings, generate, train, gen_summary, seconds, log, more)
+    if rounds:
+        eval_data["models"][1]["path"] = rounds[-1]["aligned"]  # its config.yaml names the fused base
+        train_result = rounds[-1].pop("train_result")
 
     eval_settings = build_settings(eval_data, "demo eval")
     log(f"[3/3] eval: base vs aligned on {eval_settings.prompts}, {eval_settings.seeds_per_prompt} seeds per prompt")
@@ -237,13 +243,61 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] = print) -> dict
                         pairs={k: gen_summary[k] for k in ("prompts", "samples", "pairs", "samples_written", "scorer",
                                                            "scores", "margins") if k in gen_summary},
                         train_result=train_result, generate=(generate.name, generate.config),
-                        train=(train.name, train.config))
+                        train=(train.name, train.config), **({"rounds": rounds} if rounds else {}))
 
     return evaluate(eval_settings, log=log, decorate=decorate)
 
 
+def later_rounds(settings: DemoSettings, generate: Any, train: Any, first_pairs: dict[str, Any],
+                 seconds: dict[str, float], log: Callable[[str], None], more: str) -> list[dict[str, Any]]:
+    """Rounds 2..settings.rounds of on-policy DPO, after round 1 wrote OUT/pairs and OUT/aligned: fuse the last
+    LoRA into its base (OUT/roundK/model, the new policy and reference), sample it on the same prompts with
+    the next seed (OUT/roundK/pairs) and train a fresh LoRA on those pairs (OUT/roundK/aligned). Each round
+    depends on the one before, which just trained, so a round folder is always rebuilt. Stage times add up
+    into `seconds` (plus "fuse"); returns one record per round, the last with its `train_result`."""
+    import copy
+
+    from mmpref.pipelines.fuse import fuse_to_pipeline
+
+    out, records = Path(settings.out), []
+    last = train.config.output_dir
+    for k in range(2, settings.rounds + 1):
+        folder = out / f"round{k}"
+        shutil.rmtree(folder, ignore_errors=True)
+        t0 = time.time()
+        model = str(fuse_to_pipeline(last, str(folder / "model")))
+        seconds["fuse"] = round(seconds.get("fuse", 0.0) + time.time() - t0, 1)
+        g, t = copy.deepcopy(generate), copy.deepcopy(train)
+        g.config.model.path, g.config.model.lora = model, None
+        g.config.sampling.seed = generate.config.sampling.seed + k - 1
+        g.config.output.dir = str(folder / "pairs")
+        t.config.model.adapter.params.pretrained = model
+        t.config.data.source, t.config.output_dir = g.config.output.dir, str(folder / "aligned")
+        tag = f"[round {k}/{settings.rounds}]"
+        log(f"{tag} generate: round {k - 1}'s model ({model}), sampling seed {g.config.sampling.seed} -> "
+            f"{g.config.output.dir}")
+        t0 = time.time()
+        summary = g.entry.obj(g.config)
+        spent = {"generate": round(time.time() - t0, 1)}
+        log_generated(summary, spent, log, more, tag=f"{tag} generate")
+        result = train_stage(t, spent, log, settings.train_threads, tag=f"{tag} train")
+        for stage in ("generate", "train"):
+            seconds[stage] = round(seconds[stage] + spent[stage], 1)
+        records.append({"round": k, "model": model, "pairs": str(folder / "pairs"), "aligned": t.config.output_dir,
+                        "pairs_kept": (summary.get("pairs") or {}).get("kept"), "seconds": spent,
+                        "train_result": result})
+        last = t.config.output_dir
+    for record in records[:-1]:
+        record.pop("train_result")
+    if records:
+        records.insert(0, {"round": 1, "model": train.config.model.adapter.params.pretrained,
+                           "pairs": generate.config.output.dir, "aligned": train.config.output_dir,
+                           "pairs_kept": (first_pairs.get("pairs") or {}).get("kept")})
+    return records
+
+
 def log_generated(gen_summary: dict[str, Any], seconds: dict[str, float], log: Callable[[str], None],
-                  more: str) -> None:
+                  more: str, tag: str = "[1/3] generate") -> None:
     """Stop with what to change when the generate stage kept no pair; otherwise log what it made (pairs, or
     the labelled samples of generate.pairing.strategy=unpaired, which keeps every scored sample)."""
     from mmpref.pipelines.report import written_phrase
@@ -252,12 +306,12 @@ def log_generated(gen_summary: dict[str, Any], seconds: dict[str, float], log: C
     if pairs is not None and not pairs["kept"]:
         raise UserError(f"demo: the generate stage kept no pair ({pairs['candidates']} candidates, dropped "
                         f"{pairs['dropped']}); use more prompts or {more}.")
-    log(f"[1/3] generate: {written_phrase(gen_summary)} from {gen_summary['prompts']['used']} prompts "
+    log(f"{tag}: {written_phrase(gen_summary)} from {gen_summary['prompts']['used']} prompts "
         f"({seconds['generate']:.0f} s)")
 
 
 def train_stage(train: Any, seconds: dict[str, float], log: Callable[[str], None],
-                threads: int | None = None) -> dict[str, Any]:
+                threads: int | None = None, tag: str = "[2/3] train") -> dict[str, Any]:
     """Stage 2, `mmpref train` on the generated pairs (timed into `seconds`), with `threads` torch threads
     (capped at the cores this process may use; null: as they are), restored afterwards. The sampling stages
     split their work over processes of `DemoSettings.threads` each; training is one process, so it takes
@@ -265,12 +319,12 @@ def train_stage(train: Any, seconds: dict[str, float], log: Callable[[str], None
     from mmpref.pipelines.engine import cpu_cores, torch_threads
 
     with torch_threads(threads and max(1, min(threads, cpu_cores()))) as count:
-        log(f"[2/3] train: {train.path.name} (objective {train.config.objective.name}, "
+        log(f"{tag}: {train.path.name} (objective {train.config.objective.name}, "
             f"{train.config.training.max_steps} steps, torch threads {count}) -> {train.config.output_dir}")
         t0 = time.time()
         result = train.entry.obj(train.config)
     seconds["train"] = round(time.time() - t0, 1)
-    log(f"[2/3] train: done ({seconds['train']:.0f} s)")
+    log(f"{tag}: done ({seconds['train']:.0f} s)")
     return result
 
 
