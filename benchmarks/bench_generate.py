@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from side_by_side import print_ratio, time_sides
+from side_by_side import plain_vs_generate
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
@@ -100,17 +100,12 @@ def main() -> None:
         prompts = PROMPT_SETS["objects"]()[: args.prompts]
         n = args.prompts * args.samples
         baseline(model, scorer_spec, prompts[:2], 2, 2, seed=1)  # warm-up (oneDNN kernels, imports)
-
-        def generate(r: int) -> None:
-            mmpref_generate(model, scorer_spec, root / f"out{r}", args, seed=0)
-            shutil.rmtree(root / f"out{r}")
-
-        times = time_sides({"plain loop": lambda r: baseline(model, scorer_spec, prompts, args.samples, args.steps, seed=0),
-                            "mmpref generate": generate}, args.repeats)
-        print_ratio(times, n, "samples",
-                    f"tiny SD 32x32, {args.prompts} prompts x {args.samples} samples = {n} samples, {args.steps} steps, "
-                    f"scorer {args.scorer}, mmpref batch {args.batch_size}, torch threads {torch.get_num_threads()}, "
-                    f"best of {args.repeats}")
+        plain_vs_generate(lambda: baseline(model, scorer_spec, prompts, args.samples, args.steps, seed=0),
+                          lambda out: mmpref_generate(model, scorer_spec, out, args, seed=0),
+                          root, args.repeats, n, "samples",
+                          f"tiny SD 32x32, {args.prompts} prompts x {args.samples} samples = {n} samples, {args.steps} steps, "
+                          f"scorer {args.scorer}, mmpref batch {args.batch_size}, torch threads {torch.get_num_threads()}, "
+                          f"best of {args.repeats}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from side_by_side import print_ratio, time_sides
+from side_by_side import plain_vs_generate
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
@@ -94,17 +94,12 @@ def main() -> None:
     try:
         n = args.prompts * args.samples
         baseline(model, prompts[:2], 2, seed=1)  # warm-up (oneDNN kernels, imports)
-
-        def generate(r: int) -> None:
-            mmpref_generate(model, root / f"out{r}", args, seed=0)
-            shutil.rmtree(root / f"out{r}")
-
-        times = time_sides({"plain loop": lambda r: baseline(model, prompts, args.samples, seed=0),
-                            "mmpref generate": generate}, args.repeats)
-        print_ratio(times, n, "clips",
-                    f"shipped audio base, 1.28 s clips, {args.prompts} prompts x {args.samples} clips = {n} clips, "
-                    f"{STEPS} steps, CFG {CFG}, scorer audio_truth, mmpref batch {args.batch_size} (latents kept) in "
-                    f"{args.processes} process(es), torch threads {torch.get_num_threads()}, best of {args.repeats}")
+        plain_vs_generate(lambda: baseline(model, prompts, args.samples, seed=0),
+                          lambda out: mmpref_generate(model, out, args, seed=0),
+                          root, args.repeats, n, "clips",
+                          f"shipped audio base, 1.28 s clips, {args.prompts} prompts x {args.samples} clips = {n} clips, "
+                          f"{STEPS} steps, CFG {CFG}, scorer audio_truth, mmpref batch {args.batch_size} (latents kept) in "
+                          f"{args.processes} process(es), torch threads {torch.get_num_threads()}, best of {args.repeats}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

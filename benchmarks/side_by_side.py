@@ -6,8 +6,10 @@ repeat, so a machine that slows down over the run slows both, and the best of th
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def time_sides(sides: dict[str, Callable[[int], object]], repeats: int) -> dict[str, list[float]]:
@@ -30,3 +32,16 @@ def print_ratio(times: dict[str, list[float]], count: int, unit: str, header: st
         print(f"  {name:<16} {seconds:7.2f} s   {count / seconds:8.1f} {unit}/s   (runs: {runs} s)")
     (slow, base), (fast, new) = list(best.items())[0], list(best.items())[-1]
     print(f"  ratio ({fast} / {slow}): {base / new:.2f}x  (goal >= 1.0)")
+
+
+def plain_vs_generate(plain: Callable[[], object], generate: Callable[[Path], object], root: Path, repeats: int,
+                      count: int, unit: str, header: str) -> None:
+    """Time `plain()` against `generate(out)` (a fresh output folder under `root` each repeat, removed after)
+    and print the comparison."""
+
+    def fresh_generate(r: int) -> None:
+        generate(root / f"out{r}")
+        shutil.rmtree(root / f"out{r}")
+
+    times = time_sides({"plain loop": lambda r: plain(), "mmpref generate": fresh_generate}, repeats)
+    print_ratio(times, count, unit, header)

@@ -162,10 +162,10 @@ def run_audio_demo(settings: DemoSettings, log: Callable[[str], None] = print) -
     more = "clips per prompt (generate.prompts.limit, generate.strategies) or a lower generate.scorers.0.min_margin"
     log_generated(gen_summary, seconds, log, more)
     train_result = train_stage(train, seconds, log, settings.train_threads)
-    rounds = later_rounds(settings, generate, train, gen_summary, seconds, log, more)
+    rounds, last_result = later_rounds(settings, generate, train, gen_summary, seconds, log, more)
     if rounds:  # the last round's LoRA on the model it was trained from
         eval_data["models"][1].update(path=rounds[-1]["aligned"], base=rounds[-1]["model"])
-        train_result = rounds[-1].pop("train_result")
+        train_result = last_result
 
     eval_settings = build_settings(eval_data, "demo eval")
     log(f"[3/3] eval: base vs aligned on {eval_settings.prompts}, {eval_settings.seeds_per_prompt} seeds per prompt")

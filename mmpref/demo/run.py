@@ -227,10 +227,10 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] = print) -> dict
     seconds["generate"] = round(time.time() - t0, 1)
     log_generated(gen_summary, seconds, log, more)
     train_result = train_stage(train, seconds, log, settings.train_threads)
-    rounds = later_rounds(settings, generate, train, gen_summary, seconds, log, more)
+    rounds, last_result = later_rounds(settings, generate, train, gen_summary, seconds, log, more)
     if rounds:
         eval_data["models"][1]["path"] = rounds[-1]["aligned"]  # its config.yaml names the fused base
-        train_result = rounds[-1].pop("train_result")
+        train_result = last_result
 
     eval_settings = build_settings(eval_data, "demo eval")
     log(f"[3/3] eval: base vs aligned on {eval_settings.prompts}, {eval_settings.seeds_per_prompt} seeds per prompt")
@@ -249,17 +249,19 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] = print) -> dict
 
 
 def later_rounds(settings: DemoSettings, generate: Any, train: Any, first_pairs: dict[str, Any],
-                 seconds: dict[str, float], log: Callable[[str], None], more: str) -> list[dict[str, Any]]:
+                 seconds: dict[str, float], log: Callable[[str], None],
+                 more: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Rounds 2..settings.rounds of on-policy DPO, after round 1 wrote OUT/pairs and OUT/aligned: fuse the last
     LoRA into its base (OUT/roundK/model, the new policy and reference), sample it on the same prompts with
     the next seed (OUT/roundK/pairs) and train a fresh LoRA on those pairs (OUT/roundK/aligned). Each round
     depends on the one before, which just trained, so a round folder is always rebuilt. Stage times add up
-    into `seconds` (plus "fuse"); returns one record per round, the last with its `train_result`."""
+    into `seconds` (plus "fuse"). Returns one record per round (none with a single round) and the last
+    round's training result."""
     import copy
 
     from mmpref.pipelines.fuse import fuse_to_pipeline
 
-    out, records = Path(settings.out), []
+    out, records, result = Path(settings.out), [], None
     last = train.config.output_dir
     for k in range(2, settings.rounds + 1):
         folder = out / f"round{k}"
@@ -284,16 +286,13 @@ def later_rounds(settings: DemoSettings, generate: Any, train: Any, first_pairs:
         for stage in ("generate", "train"):
             seconds[stage] = round(seconds[stage] + spent[stage], 1)
         records.append({"round": k, "model": model, "pairs": str(folder / "pairs"), "aligned": t.config.output_dir,
-                        "pairs_kept": (summary.get("pairs") or {}).get("kept"), "seconds": spent,
-                        "train_result": result})
+                        "pairs_kept": (summary.get("pairs") or {}).get("kept"), "seconds": spent})
         last = t.config.output_dir
-    for record in records[:-1]:
-        record.pop("train_result")
     if records:
         records.insert(0, {"round": 1, "model": train.config.model.adapter.params.pretrained,
                            "pairs": generate.config.output.dir, "aligned": train.config.output_dir,
                            "pairs_kept": (first_pairs.get("pairs") or {}).get("kept")})
-    return records
+    return records, result
 
 
 def log_generated(gen_summary: dict[str, Any], seconds: dict[str, float], log: Callable[[str], None],
