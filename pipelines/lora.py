@@ -22,7 +22,7 @@ ADAPTER = "mmpref_lora"
 def check_lora_setting(lora: str | None) -> None:
     """Config-time check of `model.lora`, so a wrong folder stops the run before any model loads."""
     if lora and not (Path(lora).expanduser() / LORA_FILE).is_file():
-        raise ValueError(f"model.lora: {lora} holds no {LORA_FILE}; give the output folder of an `mmpref train` run "
+        raise ValueError(f"lora {lora} holds no {LORA_FILE}; give the output folder of an `mmpref train` run "
                          "with finetune: lora (or null to sample the base).")
 
 

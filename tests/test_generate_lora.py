@@ -101,7 +101,7 @@ def test_a_folder_without_a_lora_is_one_clear_line(rounds, tmp_path, capsys):
     capsys.readouterr()
     assert main(["generate", str(path)]) != 0
     err = capsys.readouterr().err
-    assert f"model.lora: {tmp_path} holds no {LORA_FILE}" in err and "Traceback" not in err
+    assert f"model: lora {tmp_path} holds no {LORA_FILE}" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
 
 
