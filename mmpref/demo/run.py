@@ -27,6 +27,10 @@ the decay) takes out part of the last steps' noise. Restricting training timeste
 (timestep_range [0.3, 1] / [0.5, 1], cosine) gave +0.075 / +0.058. Single runs of nearby settings (6 samples
 per prompt, batch 24, LoRA on the ResNet convs too, correct winners only, an SFT epoch first, 800 steps)
 gave +0.04 to +0.11.
+On-policy rounds do not help here (2026-12-07, `--rounds 2 --fresh`): round 2 sampled round 1's model (649
+pairs) and its LoRA took held-out accuracy to 0.707 [0.645, 0.769], gain +0.066 [+0.032, +0.100], win rate
+0.678, 737 s, below round 1 alone (0.765 in the run above, the same seeds). In the audio world three rounds
+more than doubled the gain (mmpref/demo/audio.py); a second round's worth is a per-task measurement.
 """
 
 from __future__ import annotations
