@@ -11,9 +11,10 @@ from mmpref.errors import UserError
 RECORD = "mmpref_fused.json"  # beside model_index.json: which base, LoRA (content hash) and scale made it
 
 
-def fuse_to_pipeline(lora: str, out: str, *, base: str | None = None, scale: float = 1.0) -> Path:
-    """Write base + LoRA (fused, adapters unloaded) to `out` in diffusers' format, atomically: a killed run
-    leaves no half-written pipeline behind under `out`."""
+def fuse_to_pipeline(lora: str, out: str, *, base: str | None = None, scale: float = 1.0,
+                     dtype: str = "float32") -> Path:
+    """Write base + LoRA (fused in float32, adapters unloaded, saved as `dtype`) to `out` in diffusers' format,
+    atomically: a killed run leaves no half-written pipeline behind under `out`."""
     import torch
 
     from mmpref.evaluation.audio import is_audio_model
@@ -42,10 +43,11 @@ def fuse_to_pipeline(lora: str, out: str, *, base: str | None = None, scale: flo
         config = ImageModelConfig(path=info["base"], lora=info["path"], lora_scale=scale)
         pipe = load_diffusers_pipeline(config, cpu)
     pipe.unload_lora_weights()  # the fused weights stay; the LoRA layers go
+    pipe.to(dtype=getattr(torch, dtype))
     partial = target.with_name(f".{target.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     pipe.save_pretrained(str(partial), safe_serialization=True)
-    (partial / RECORD).write_text(json.dumps(model_fingerprint(config), indent=2) + "\n")
+    (partial / RECORD).write_text(json.dumps({**model_fingerprint(config), "saved_dtype": dtype}, indent=2) + "\n")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial.rename(target)
     return target

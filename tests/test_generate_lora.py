@@ -201,6 +201,13 @@ def test_fuse_writes_the_next_rounds_base(rounds, audio, tmp_path, capsys):
     fused = TangoPipeline.from_pretrained(str(sound)).unet.state_dict()
     stock = _stock_fused_unet(TangoPipeline, audio["model"], audio["lora"])
     assert all(torch.equal(fused[k], stock[k]) for k in stock)
+    half = tmp_path / "fused_half"
+    assert main(["fuse", str(rounds["lora"]), "--out", str(half), "--dtype", "float16"]) == 0
+    from safetensors.torch import load_file
+
+    weights = load_file(str(half / "unet" / "diffusion_pytorch_model.safetensors"))  # as saved, not as loaded
+    stock = _stock_fused_unet(StableDiffusionPipeline, rounds["model"], rounds["lora"])
+    assert all(weights[k].dtype == torch.float16 and torch.equal(weights[k], stock[k].half()) for k in stock)
 
     capsys.readouterr()
     assert main(["fuse", str(rounds["lora"]), "--out", str(out)]) != 0
