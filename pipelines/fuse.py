@@ -45,9 +45,9 @@ def fuse_to_pipeline(lora: str, out: str, *, base: str | None = None, scale: flo
     pipe.unload_lora_weights()  # the fused weights stay; the LoRA layers go
     pipe.to(dtype=getattr(torch, dtype))
     partial = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(partial, ignore_errors=True)  # what a killed run left
+    target.parent.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(str(partial), safe_serialization=True)
     (partial / RECORD).write_text(json.dumps({**model_fingerprint(config), "saved_dtype": dtype}, indent=2) + "\n")
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial.rename(target)
     return target
