@@ -35,7 +35,7 @@ def fuse_lora_into(pipe: Any, lora_dir: str, scale: float, *, what: str, base: s
         raise UserError(f"{what}: {lora_dir} holds no {LORA_FILE}; give the output folder of an `mmpref train` run "
                         "with finetune: lora.")
     try:
-        with consistent_lora_dir(folder) as path, _without_loader_errors():
+        with consistent_lora_dir(folder) as path, _quiet_loader():
             pipe.load_lora_weights(path, adapter_name=ADAPTER)
     except Exception as err:  # noqa: BLE001 - diffusers/peft raise many types for mismatched LoRAs
         first = str(err).splitlines()[0] if str(err) else ""
@@ -45,21 +45,24 @@ def fuse_lora_into(pipe: Any, lora_dir: str, scale: float, *, what: str, base: s
 
 
 @contextlib.contextmanager
-def _without_loader_errors() -> Iterator[None]:
-    """Drop diffusers' own error log of a failed LoRA load (the exception text again, which reads like a
-    traceback); the UserError above says what failed. Its warnings (unexpected or missing keys) still show."""
+def _quiet_loader() -> Iterator[None]:
+    """Drop two diffusers log records that say nothing to an mmpref user: its error log of a failed LoRA load
+    (the exception text again, which reads like a traceback; the UserError above says what failed) and its
+    notice that a UNet-only LoRA has no text-encoder keys ("safe to ignore", in its own words), which every
+    audio LoRA load printed. Its other warnings (unexpected or missing keys) still show."""
     import logging
 
-    logger = logging.getLogger("diffusers.loaders.peft")
+    def keep(record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR and not str(record.msg).startswith("No LoRA keys associated to")
 
-    def drop_errors(record: logging.LogRecord) -> bool:
-        return record.levelno < logging.ERROR
-
-    logger.addFilter(drop_errors)
+    loggers = [logging.getLogger(f"diffusers.loaders.{name}") for name in ("peft", "lora_base")]
+    for logger in loggers:
+        logger.addFilter(keep)
     try:
         yield
     finally:
-        logger.removeFilter(drop_errors)
+        for logger in loggers:
+            logger.removeFilter(keep)
 
 
 @contextlib.contextmanager

@@ -215,3 +215,34 @@ def test_fuse_writes_the_next_rounds_base(rounds, audio, tmp_path, capsys):
     assert main(["fuse", str(audio["lora"]), "--out", str(tmp_path / "x")]) != 0
     err = capsys.readouterr().err
     assert "has no config.yaml naming its base" in err and "--base" in err and "Traceback" not in err
+
+
+def test_an_audio_lora_loads_without_diffusers_text_encoder_notice(audio):
+    """diffusers says a UNet-only LoRA has no T5 keys ("safe to ignore") on every load; mmpref's loader drops it."""
+    import logging
+
+    from mmpref.audio.pipeline import TangoPipeline
+    from mmpref.pipelines.audio_sampler import AudioModelConfig, load_audio_pipeline
+
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    from diffusers.utils import logging as diffusers_logging
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_warning()  # the test session may run with diffusers' warnings off
+    logger, handler = logging.getLogger("diffusers.loaders.lora_base"), Collect()
+    logger.addHandler(handler)
+    try:
+        TangoPipeline.from_pretrained(str(audio["model"])).load_lora_weights(str(audio["lora"]))
+        stock = list(messages)
+        messages.clear()
+        load_audio_pipeline(AudioModelConfig(path=str(audio["model"]), lora=str(audio["lora"])), torch.device("cpu"))
+    finally:
+        logger.removeHandler(handler)
+        diffusers_logging.set_verbosity(level)
+    assert any(m.startswith("No LoRA keys associated to T5EncoderModel") for m in stock), "the notice stock prints"
+    assert not any("No LoRA keys" in m for m in messages)
