@@ -19,21 +19,28 @@ LORA_FILE = "pytorch_lora_weights.safetensors"  # what `mmpref train` with finet
 ADAPTER = "mmpref_lora"
 
 
+def missing_lora(lora: str) -> str | None:
+    """What is wrong with a LoRA folder before anything loads it (None: it holds the LoRA file)."""
+    if (Path(lora).expanduser() / LORA_FILE).is_file():
+        return None
+    return f"{lora} holds no {LORA_FILE}; give the output folder of an `mmpref train` run with finetune: lora"
+
+
 def check_lora_setting(lora: str | None) -> None:
     """Config-time check of `model.lora`, so a wrong folder stops the run before any model loads."""
-    if lora and not (Path(lora).expanduser() / LORA_FILE).is_file():
-        raise ValueError(f"lora {lora} holds no {LORA_FILE}; give the output folder of an `mmpref train` run "
-                         "with finetune: lora (or null to sample the base).")
+    problem = lora and missing_lora(lora)
+    if problem:
+        raise ValueError(f"lora {problem} (or null to sample the base).")
 
 
 def fuse_lora_into(pipe: Any, lora_dir: str, scale: float, *, what: str, base: str) -> None:
     """Load the LoRA in `lora_dir` into `pipe` (loaded from `base`) and fuse it at `scale`.
 
     `what` names the setting in errors (e.g. "model.lora" or "model 'aligned'")."""
+    problem = missing_lora(lora_dir)
+    if problem:
+        raise UserError(f"{what}: {problem}.")
     folder = Path(lora_dir).expanduser()
-    if not (folder / LORA_FILE).is_file():
-        raise UserError(f"{what}: {lora_dir} holds no {LORA_FILE}; give the output folder of an `mmpref train` run "
-                        "with finetune: lora.")
     try:
         with consistent_lora_dir(folder) as path, _quiet_loader():
             pipe.load_lora_weights(path, adapter_name=ADAPTER)

@@ -63,7 +63,6 @@ DDP processes of one thread train 8 % faster than one of two. So the default sta
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -74,6 +73,7 @@ from mmpref.demo.run import (
     DemoSettings,
     assemble_report,
     check_train_reads_generate,
+    clear_stage_outputs,
     headline,
     later_rounds,
     log_generated,
@@ -145,8 +145,7 @@ def run_audio_demo(settings: DemoSettings, log: Callable[[str], None] = print) -
         torch.set_num_threads(settings.threads)
     out = Path(settings.out)
     if settings.fresh:
-        for sub in ("pairs", "aligned", "cache", *(p.name for p in out.glob("round[0-9]*"))):
-            shutil.rmtree(out / sub, ignore_errors=True)
+        clear_stage_outputs(out)
     generate, train, eval_data = load_audio_stage_configs(settings)
     if not (Path(generate.config.model.path) / "model_index.json").is_file():
         raise UserError(f"demo --world audio: no TangoPipeline at {generate.config.model.path}; the shipped base is "

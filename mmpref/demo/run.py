@@ -217,8 +217,7 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] = print) -> dict
         torch.set_num_threads(settings.threads)
     out = Path(settings.out)
     if settings.fresh:
-        for sub in ("pairs", "aligned", "cache", *(p.name for p in out.glob("round[0-9]*"))):
-            shutil.rmtree(out / sub, ignore_errors=True)
+        clear_stage_outputs(out)
     generate, train, eval_data = load_stage_configs(settings)
     seconds: dict[str, float] = {}
     more = ("samples per prompt (generate.prompts.limit, generate.sampling.samples_per_prompt) or a lower "
@@ -250,6 +249,12 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] = print) -> dict
                         train=(train.name, train.config), **({"rounds": rounds} if rounds else {}))
 
     return evaluate(eval_settings, log=log, decorate=decorate)
+
+
+def clear_stage_outputs(out: Path) -> None:
+    """`--fresh`: remove what the stages wrote under OUT (pairs, LoRA, encoded-pair cache, later rounds)."""
+    for sub in ("pairs", "aligned", "cache", *(p.name for p in out.glob("round[0-9]*"))):
+        shutil.rmtree(out / sub, ignore_errors=True)
 
 
 def later_rounds(settings: DemoSettings, generate: Any, train: Any, first_pairs: dict[str, Any],
