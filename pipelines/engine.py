@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 import sys
 import time
 import traceback
@@ -86,7 +85,9 @@ def pick_device(spec: str, rank: int) -> torch.device:
 
 def cpu_cores() -> int:
     """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    from mmpref.machine import usable_cores
+
+    return usable_cores()
 
 
 @contextlib.contextmanager

@@ -30,13 +30,16 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from mmpref import __version__
+    from mmpref.machine import describe_machine
 
     print(f"mmpref {__version__}, Python {platform.python_version()} on {platform.platform()}")
     print("core packages:")
     for dist in CORE:
         print(f"  {dist:16s} {_version(dist) or 'MISSING (reinstall mmpref)'}")
     print("devices:")
-    print(f"  cpu              {torch.get_num_threads()} threads")
+    machine = describe_machine()
+    print(f"  cpu              {machine['cpu']}, {machine['cores']} cores usable, torch kernels "
+          f"{machine['cpu_capability']}, {torch.get_num_threads()} torch threads")
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)

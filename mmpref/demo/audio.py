@@ -15,7 +15,8 @@ processes of one thread each, training in one process of two threads from the en
 latents generate stored with each clip): 1,068 pairs from 373 prompts x 4 clips; held-out accuracy base 0.542
 [0.494, 0.588] -> aligned 0.600 [0.548, 0.650], gain +0.058 [+0.028, +0.088], win rate 0.670 [0.573, 0.766]
 (63 wins / 31 losses / 406 ties); stages generate 208 s, train 194 s, eval 139 s (541 s). The win-rate and
-time targets are met, the gain target (+0.10) is not. Re-encoding the WAVs instead (data.stored_latents=false,
+time targets are met, the gain target (+0.10) is not (on an AVX-512 CPU; with AVX2 only, 2026-12-08: +0.056
+[+0.028, +0.086], win rate 0.677, 844 s: generate 302, train 328, eval 214). Re-encoding the WAVs instead (data.stored_latents=false,
 what the demo did before generate kept latents) gained +0.050 [+0.026, +0.076], win rate 0.708, 550 s; at 800
 training steps (over the time target) +0.072 [+0.042, +0.104] on the clips' own latents against +0.036
 [+0.006, +0.066] re-encoded, at 1,200 +0.052: the round trip costs DPO part of its signal, but it is not what

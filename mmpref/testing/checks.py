@@ -54,6 +54,9 @@ def check_demo_report(out: Path, stdout: str) -> dict[str, Any]:
     assert report["win_rate"] is None or 0.0 <= report["win_rate"] <= 1.0  # null: every comparison tied
     stages = set(report["stage_seconds"])  # "fuse" too with --rounds > 1
     assert report["seconds"] > 0 and {"generate", "train", "eval"} <= stages <= {"generate", "train", "eval", "fuse"}
+    checks = report["targets"]["checks"]
+    assert len(checks) == 3 and report["targets"]["met"] == all(c["met"] for c in checks)
+    assert report["machine"]["cores"] >= 1 and f"on {report['machine']['cores']} cores of" in stdout
     assert report["eval"]["models"][1]["kind"] == "lora"
     assert report["configs"]["train"]["objective"]["name"] == "dpo"
     for name in DEMO_FILES:
