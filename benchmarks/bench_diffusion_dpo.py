@@ -312,10 +312,12 @@ def main() -> None:
 
 def time_steps(args: argparse.Namespace, device: str) -> None:
     """(1) and (2): mmpref's step time with cached and on-the-fly encoding over the bare compute."""
+    from mmpref.machine import describe_machine, machine_line
     from mmpref.testing.data import write_pickapic_parquet
 
     res = args.resolution or RESOLUTION[args.model]
     rows = (args.warmup + args.steps + 1) * args.batch
+    print(f"# machine: {machine_line(describe_machine())}")
     print(f"# device {device}, mixed precision {mixed(args)}, torch threads {torch.get_num_threads()}, "
           f"model {args.model} at {res}px, {args.batch} pairs/step, {args.steps} timed steps after {args.warmup}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mmpref.machine import describe_machine, machine_line
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -56,7 +58,7 @@ def main() -> None:
         same = (one / "samples.jsonl").read_bytes() == (many / "samples.jsonl").read_bytes()
     images = args.prompts * args.seeds
     print(f"eval of the shapes base, {args.prompts} prompts x {args.seeds} seeds ({images} images), batch "
-          f"{args.batch_size}, 1 thread per process, {os.cpu_count()} cores")
+          f"{args.batch_size}, 1 thread per process, on {machine_line(describe_machine())}")
     print(f"{'processes':>10}{'seconds':>10}{'images/s':>10}")
     print(f"{1:>10}{t1:>10.1f}{images / t1:>10.1f}")
     print(f"{args.processes:>10}{tn:>10.1f}{images / tn:>10.1f}")

@@ -24,6 +24,8 @@ import argparse
 import os
 import time
 
+from mmpref.machine import describe_machine, machine_line
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
@@ -88,7 +90,8 @@ def main() -> None:
         same = all(torch.equal(grads_off[n], grads_on[n]) for n in grads_off) if normal else None
         rows[name] = (off, on, same)
     torch.set_flush_denormal(False)
-    print(f"UNet forward + backward, batch {args.batch}, {args.threads} thread(s), {args.steps} steps per case")
+    print(f"UNet forward + backward, batch {args.batch}, {args.threads} thread(s), {args.steps} steps per case, "
+          f"on {machine_line(describe_machine())}")
     print(f"{'loss':28s} {'no flush s/step':>16s} {'flush s/step':>13s} {'speed-up':>9s}")
     for name, (off, on, _) in rows.items():
         print(f"{name:28s} {off:16.3f} {on:13.3f} {off / on:8.2f}x")

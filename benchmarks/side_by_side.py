@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mmpref.machine import describe_machine, machine_line
+
 
 def time_sides(sides: dict[str, Callable[[int], object]], repeats: int) -> dict[str, list[float]]:
     """Wall seconds of each side per repeat (each side is called with the repeat's index)."""
@@ -27,6 +29,7 @@ def print_ratio(times: dict[str, list[float]], count: int, unit: str, header: st
     """The header, each side's best time and rate, and the first side's best over the last's (goal >= 1.0)."""
     best = {name: min(runs) for name, runs in times.items()}
     print(header)
+    print(f"  machine: {machine_line(describe_machine())}")
     for name, seconds in best.items():
         runs = ", ".join(f"{t:.1f}" for t in times[name])
         print(f"  {name:<16} {seconds:7.2f} s   {count / seconds:8.1f} {unit}/s   (runs: {runs} s)")
