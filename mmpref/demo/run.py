@@ -19,7 +19,8 @@ AVX-512 CPU). On a 2-core CPU with AVX2 only (2026-12-08): gain +0.115 [+0.079, 
 (generate 154, train 323, eval 136): 1.6x the time, and a gain moved by the kernels' last bits as by threads below.
 Training in one thread gave +0.109 in 477 s, and +0.105 in 496 s before the trainer began flushing
 subnormal floats on CPU: threads and flushing change the last bits of some gradients, and the gain with them.
-All three targets are met on the AVX-512 CPU; the AVX2 one misses the time by 13 s. The gain depends on the training draws. On the same pairs (held-out 117 x 4,
+All three targets are met on the AVX-512 CPU; the AVX2 one misses the time by 13 s. The gain depends on
+the training draws. On the same pairs (held-out 117 x 4,
 training seeds 0 / 1 / 2; measured before the flushing):
   constant lr, saved LoRA = EMA of the factors (the default)   +0.105 / +0.081 / +0.073  (win 0.85 / 0.78 / 0.76)
   cosine decay to 0, last iterate                              +0.090 / +0.081 / +0.064  (win 0.82 / 0.81 / 0.80)
@@ -33,6 +34,12 @@ On-policy rounds do not help here (2026-12-07, `--rounds 2 --fresh`): round 2 sa
 pairs) and its LoRA took held-out accuracy to 0.707 [0.645, 0.769], gain +0.066 [+0.032, +0.100], win rate
 0.678, 737 s, below round 1 alone (0.765 in the run above, the same seeds). In the audio world three rounds
 more than doubled the gain (mmpref/demo/audio.py); a second round's worth is a per-task measurement.
+Nor does training on the sampler's own latents help here, the audio world's lever (2026-12-08, AVX2 machine,
+outside the repository): the shapes VAE's re-encoding of a sample sits 0.39 (relative L2; 0.30 for the
+posterior mean) from the latents the UNet produced, PNG rounding included or not. Regenerated from the demo
+pairs' seeds (883 samples, every decoded image equal to its stored PNG), shapes_dpo at the shipped settings
+on those latents gained +0.058 [+0.017, +0.098] (win rate 0.670) against +0.115 [+0.079, +0.156] for the
+same run on the re-encoded PNGs, in one eval of both. So image pairs keep no latents.
 """
 
 from __future__ import annotations
