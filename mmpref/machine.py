@@ -1,6 +1,6 @@
 """What machine a run's timings come from: CPU model, the vector instructions torch uses, cores, GPUs.
 
-The same 2-core demo takes 381 s on one CPU and 613 s on another (AVX-512 against AVX2 only), so a
+The same 2-core demo takes 381 s on one CPU and 581-613 s on another (AVX-512 against AVX2 only), so a
 wall time means little without this beside it; `mmpref env` prints it and demo reports record it.
 """
 

@@ -16,11 +16,12 @@ two processes of one thread each, training in one process of two threads): 815 p
 0.641 [0.575, 0.703] -> aligned 0.765 [0.707, 0.818], gain +0.124 [+0.085, +0.165], win rate 0.886 [0.814,
 0.955] (78 wins / 10 losses / 380 ties); stages generate 100 s, train 202 s, eval 78 s (381 s; 2026-12-07,
 AVX-512 CPU). On a 2-core CPU with AVX2 only (2026-12-08): gain +0.115 [+0.079, +0.156], win rate 0.854, 613 s
-(generate 154, train 323, eval 136): 1.6x the time, and a gain moved by the kernels' last bits as by threads below.
+(generate 154, train 323, eval 136) as the first run after the install, 581 s (158 / 302 / 121) the second:
+about 1.5x the time, and a gain moved by the kernels' last bits as by threads below.
 Training in one thread gave +0.109 in 477 s, and +0.105 in 496 s before the trainer began flushing
 subnormal floats on CPU: threads and flushing change the last bits of some gradients, and the gain with them.
-All three targets are met on the AVX-512 CPU; the AVX2 one misses the time by 13 s. The gain depends on
-the training draws. On the same pairs (held-out 117 x 4,
+All three targets are met on both CPUs, the AVX2 one at the time limit (the first run missed it by 13 s).
+The gain depends on the training draws. On the same pairs (held-out 117 x 4,
 training seeds 0 / 1 / 2; measured before the flushing):
   constant lr, saved LoRA = EMA of the factors (the default)   +0.105 / +0.081 / +0.073  (win 0.85 / 0.78 / 0.76)
   cosine decay to 0, last iterate                              +0.090 / +0.081 / +0.064  (win 0.82 / 0.81 / 0.80)
