@@ -6,7 +6,6 @@ wall time means little without this beside it; `mmpref env` prints it and demo r
 
 from __future__ import annotations
 
-import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -24,20 +23,17 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def describe_machine() -> dict[str, Any]:
     """A JSON-ready record: cpu, cpu_capability (torch's kernel level: AVX2, AVX512, ...), cores, the torch
     version and the CUDA devices, if any."""
     import torch
 
+    from mmpref.pipelines.engine import cpu_cores
+
     return {
         "cpu": cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cores": usable_cores(),
+        "cores": cpu_cores(),
         "torch": torch.__version__,
         "cuda": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         if torch.cuda.is_available() else [],

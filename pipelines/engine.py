@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import sys
 import time
 import traceback
@@ -85,9 +86,7 @@ def pick_device(spec: str, rank: int) -> torch.device:
 
 def cpu_cores() -> int:
     """The cores this process may run on."""
-    from mmpref.machine import usable_cores
-
-    return usable_cores()
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @contextlib.contextmanager

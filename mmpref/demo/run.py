@@ -206,6 +206,12 @@ def target_checks(figures: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def targets_line(targets: dict[str, Any]) -> str:
+    """The verdicts of `target_checks` in one line, for the printed summary and report.html alike."""
+    return f"{'all met' if targets['met'] else 'NOT all met'}: " + "; ".join(
+        f"{c['target']}: {'met' if c['met'] else 'NOT met'} ({c['value']})" for c in targets["checks"])
+
+
 def format_summary(result: dict[str, Any]) -> str:
     b, a = result["base"], result["aligned"]
     lo, hi = result["gain_ci95"]
@@ -225,8 +231,7 @@ def format_summary(result: dict[str, Any]) -> str:
         f"time      {result['seconds']:.0f} s (generate {result['stage_seconds']['generate']:.0f}, train "
         f"{result['stage_seconds']['train']:.0f}, eval {result['stage_seconds']['eval']:.0f})"
         + (f" on {machine_line(result['machine'])}" if result.get("machine") else ""),
-        f"targets   {'all met' if result['targets']['met'] else 'NOT all met'}: " + "; ".join(
-            f"{c['target']}: {'met' if c['met'] else 'NOT met'} ({c['value']})" for c in result["targets"]["checks"]),
+        f"targets   {targets_line(result['targets'])}",
     ]
     return "\n".join(rows)
 
@@ -383,8 +388,7 @@ def assemble_report(report: dict[str, Any], figures: dict[str, Any], seconds: di
             "win rate (ground truth)": f"{win:.3f} {_fmt(figures['win_rate_ci95'])}"
             if _number(win) else "n/a",
             "seconds": f"{figures['seconds']:.0f} on {machine_line(report['machine'])}",
-            "targets": "all met" if figures["targets"]["met"] else "NOT met: " + "; ".join(
-                f"{c['target']} ({c['value']})" for c in figures["targets"]["checks"] if not c["met"]),
+            "targets": targets_line(figures["targets"]),
         },
     })
 
